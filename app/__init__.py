@@ -1,0 +1,40 @@
+"""Waybill: an OpenAI-compatible AI token gateway whose backup routes are visible."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Flask
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """Build the app: config, extensions, blueprints. Nothing else."""
+    from app.config import load_config
+    from app.extensions import csrf, db, htmx, login_manager, migrate
+
+    app = Flask(__name__, template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static"),
+                instance_relative_config=True)
+    app.config.update(load_config(app.instance_path))
+    app.config.update(config or {})
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(Path(__file__).parent / "migrations"))
+    login_manager.init_app(app)
+    csrf.init_app(app)
+    htmx.init_app(app)
+    with app.app_context():
+        from app.database import configure_engine
+        configure_engine(app)
+
+    from app import models  # noqa: F401  (registers every table with the metadata)
+    from app.admin import bp as admin_bp
+    from app.auth import bp as auth_bp
+    from app.user import bp as user_bp
+
+    from app import rendering
+    rendering.init_app(app)
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(user_bp)
+    app.register_blueprint(admin_bp, url_prefix="/admin")
+    return app

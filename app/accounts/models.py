@@ -1,0 +1,62 @@
+"""User and ApiKey tables."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask_login import UserMixin
+from sqlalchemy import JSON, ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.database import utcnow
+from app.extensions import db
+
+
+class User(UserMixin, db.Model):
+    """A person who signs in to the browser pages and owns wallets and API keys."""
+
+    __tablename__ = "user"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    is_admin: Mapped[bool] = mapped_column(default=False)
+    disabled: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    api_keys: Mapped[list[ApiKey]] = relationship(back_populates="user", order_by="ApiKey.id")
+
+    @property
+    def is_active(self) -> bool:  # Flask-Login refuses sessions of inactive users
+        return not self.disabled
+
+
+class ApiKey(db.Model):
+    """A bearer key for /v1; only its SHA-256 is stored, with a short prefix to recognise it."""
+
+    __tablename__ = "api_key"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    prefix: Mapped[str] = mapped_column(String(20))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # None means every published model; otherwise the list of model ids this key may call.
+    models: Mapped[list[str] | None] = mapped_column(JSON, default=None)
+    lanes: Mapped[list[str]] = mapped_column(JSON, default=lambda: ["official", "routed"])
+    expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    revoked: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    user: Mapped[User] = relationship(back_populates="api_keys")
+
+    @property
+    def state(self) -> str:
+        """active, expired or revoked, as the keys page shows it."""
+        if self.revoked:
+            return "revoked"
+        return "active" if self.is_usable(utcnow()) else "expired"
+
+    def is_usable(self, now: datetime) -> bool:
+        """Tell whether the key may authenticate at the given time."""
+        return not self.revoked and (self.expires_at is None or self.expires_at > now)

@@ -1,0 +1,115 @@
+"""Sign-up, sign-in, and issuing, verifying and revoking API keys."""
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, update
+from sqlalchemy.exc import IntegrityError
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from app.accounts.models import ApiKey, User
+from app.billing.wallets import open_wallets
+from app.database import utcnow, write_transaction
+from app.errors import ServiceError
+from app.extensions import db
+
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+KEY_PREFIX = "wb-"
+LANE_NAMES = ("official", "routed")
+MIN_PASSWORD_LENGTH = 8
+
+
+def normalize_email(email: str) -> str:
+    """Emails compare case-insensitively and without surrounding space."""
+    return email.strip().lower()
+
+
+def find_user(email: str) -> User:
+    """Return the user with this email or raise ServiceError."""
+    user = db.session.scalar(db.select(User).where(User.email == normalize_email(email)))
+    if user is None:
+        raise ServiceError(f"no user with email {email!r}")
+    return user
+
+
+def create_user(email: str, password: str, is_admin: bool = False) -> User:
+    """Create a user with its two empty wallets."""
+    email = normalize_email(email)
+    if not EMAIL.match(email):
+        raise ServiceError(f"{email!r} is not an email address")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise ServiceError(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
+    try:
+        with write_transaction():
+            if db.session.scalar(db.select(func.count()).where(User.email == email)):
+                raise ServiceError(f"a user with email {email!r} already exists")
+            user = User(email=email, password_hash=generate_password_hash(password), is_admin=is_admin)
+            db.session.add(user)
+            db.session.flush()
+            open_wallets(user.id)
+    except IntegrityError:
+        raise ServiceError(f"a user with email {email!r} already exists") from None
+    return user
+
+
+def authenticate(email: str, password: str) -> User | None:
+    """Return the enabled user whose password matches, else None."""
+    user = db.session.scalar(db.select(User).where(User.email == normalize_email(email)))
+    if user is None or user.disabled or not check_password_hash(user.password_hash, password):
+        return None
+    return user
+
+
+def hash_key(secret: str) -> str:
+    """SHA-256 of a key: keys are long random secrets, so a fast hash suffices and allows lookup."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    """A freshly issued key: the secret is shown once and never stored."""
+
+    key: ApiKey
+    secret: str
+
+
+def issue_key(user: User, name: str = "default", models: list[str] | None = None,
+              lanes: list[str] | None = None, expires_at: datetime | None = None,
+              known_models: set[str] | None = None) -> IssuedKey:
+    """Create an API key for a user, checking its model scope and lanes."""
+    lanes = list(lanes) if lanes else list(LANE_NAMES)
+    unknown_lanes = [lane for lane in lanes if lane not in LANE_NAMES]
+    if unknown_lanes:
+        raise ServiceError(f"unknown lane {unknown_lanes[0]!r}: use official and/or routed")
+    if models is not None:
+        missing = [m for m in models if known_models is not None and m not in known_models]
+        if missing:
+            raise ServiceError(f"unknown model {missing[0]!r} in --models")
+    secret = KEY_PREFIX + secrets.token_urlsafe(32)
+    with write_transaction():
+        key = ApiKey(user_id=user.id, name=name.strip()[:100] or "default", prefix=secret[:10],
+                     key_hash=hash_key(secret), models=models, lanes=lanes, expires_at=expires_at)
+        db.session.add(key)
+    return IssuedKey(key=key, secret=secret)
+
+
+def verify_key(secret: str, now: datetime | None = None) -> ApiKey | None:
+    """Return the usable key matching a presented secret, else None."""
+    key = db.session.scalar(db.select(ApiKey).where(ApiKey.key_hash == hash_key(secret)))
+    if key is None or not key.is_usable(now or utcnow()) or key.user.disabled:
+        return None
+    return key
+
+
+def revoke_key(user_id: int, key_id: int) -> bool:
+    """Revoke one of a user's keys; False when the user has no such key."""
+    with write_transaction():
+        revoked = db.session.execute(
+            update(ApiKey).where(ApiKey.id == key_id, ApiKey.user_id == user_id).values(revoked=True)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+    return revoked == 1

@@ -1,0 +1,6 @@
+"""Sign-up, sign-in and sign-out pages."""
+from flask import Blueprint
+
+bp = Blueprint("auth", __name__)
+
+from app.auth import views  # noqa: E402,F401

@@ -1,0 +1,1 @@
+"""Wallets, holds and the ledger: all money is integer micro-USD."""

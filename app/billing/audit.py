@@ -1,0 +1,68 @@
+"""The ledger invariants that `waybill ledger check` and every concurrency test assert."""
+from __future__ import annotations
+
+from collections import defaultdict
+
+from sqlalchemy import func
+
+from app.billing.models import EntryKind, Hold, HoldStatus, LedgerEntry, Wallet
+from app.extensions import db
+
+
+def ledger_violations() -> list[str]:
+    """Return one line per violated invariant, naming the wallet or hold; empty when all hold."""
+    problems: list[str] = []
+    open_holds = dict(
+        db.session.execute(
+            db.select(Hold.wallet_id, func.sum(Hold.amount))
+            .where(Hold.status == HoldStatus.OPEN.value).group_by(Hold.wallet_id)
+        ).all()
+    )
+    entries_by_wallet: dict[int, list[tuple[int, int, int]]] = defaultdict(list)
+    for entry_id, wallet_id, amount, balance_after in db.session.execute(
+        db.select(LedgerEntry.id, LedgerEntry.wallet_id, LedgerEntry.amount, LedgerEntry.balance_after)
+        .order_by(LedgerEntry.id)
+    ):
+        entries_by_wallet[wallet_id].append((entry_id, amount, balance_after))
+
+    for wallet in db.session.scalars(db.select(Wallet).order_by(Wallet.id)):
+        name = f"wallet {wallet.id} (user {wallet.user_id}, {wallet.kind})"
+        running = 0
+        for entry_id, amount, balance_after in entries_by_wallet.get(wallet.id, []):
+            running += amount
+            if balance_after != running:
+                problems.append(f"{name}: entry {entry_id} balance_after {balance_after} != running sum {running}")
+                break
+        total = sum(amount for _, amount, _ in entries_by_wallet.get(wallet.id, []))
+        if wallet.balance != total:
+            problems.append(f"{name}: balance {wallet.balance} != sum of ledger entries {total}")
+        if wallet.balance < 0:
+            problems.append(f"{name}: balance {wallet.balance} is negative")
+        if wallet.reserved < 0:
+            problems.append(f"{name}: reserved {wallet.reserved} is negative")
+        held = int(open_holds.get(wallet.id) or 0)
+        if wallet.reserved != held:
+            problems.append(f"{name}: reserved {wallet.reserved} != open holds {held}")
+
+    problems.extend(_charge_entry_violations())
+    return problems
+
+
+def _charge_entry_violations() -> list[str]:
+    """Every charged hold has exactly one charge entry equal to its charge, and no other has one."""
+    problems = []
+    charges: dict[int, list[int]] = defaultdict(list)
+    for hold_id, amount in db.session.execute(
+        db.select(LedgerEntry.hold_id, LedgerEntry.amount)
+        .where(LedgerEntry.kind == EntryKind.CHARGE.value)
+    ):
+        charges[hold_id].append(amount)
+    for hold in db.session.scalars(db.select(Hold).where(Hold.status == HoldStatus.SETTLED.value)):
+        found = charges.pop(hold.id, [])
+        expected = [-hold.charged] if hold.charged else []
+        if found != expected:
+            problems.append(f"hold {hold.id} (wallet {hold.wallet_id}): charged {hold.charged} "
+                            f"but charge entries are {found}")
+    for hold_id, amounts in charges.items():
+        problems.append(f"charge entries {amounts} belong to hold {hold_id}, which is not settled")
+    return problems

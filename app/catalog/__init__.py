@@ -1,0 +1,1 @@
+"""The model catalog: official prices and their history."""

@@ -1,0 +1,192 @@
+"""The `waybill` command group: parses arguments, calls services, prints results."""
+from __future__ import annotations
+
+import functools
+import sys
+
+import click
+from flask.cli import FlaskGroup, with_appcontext
+
+from app import create_app
+from app.errors import ServiceError
+
+
+class CliError(click.ClickException):
+    """Bad input on the command line: one line on stderr and exit code 2."""
+
+    exit_code = 2
+
+
+def refuses_bad_input(command):
+    """Turn a ServiceError or ValueError from a service into CliError."""
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except (ServiceError, ValueError) as exc:
+            raise CliError(str(exc)) from None
+    return wrapper
+
+
+def _csv(value: str | None) -> list[str] | None:
+    return [part.strip() for part in value.split(",") if part.strip()] if value else None
+
+
+@click.group(cls=FlaskGroup, create_app=lambda: create_app(), add_version_option=False)
+def main():
+    """Waybill: an OpenAI-compatible AI token gateway whose routes are visible."""
+
+
+@main.command("init-db")
+@with_appcontext
+def init_db():
+    """Create or upgrade the schema."""
+    from app.schema import upgrade_schema
+    upgrade_schema()
+    click.echo("database is at the latest schema")
+
+
+@main.group()
+def config():
+    """Import or export models, channels and routes as TOML."""
+
+
+@config.command("import")
+@click.argument("file", type=click.Path(dir_okay=False))
+@with_appcontext
+@refuses_bad_input
+def config_import(file):
+    """Apply models, channels and routes from FILE (an idempotent upsert)."""
+    from app.routing.config_file import import_config
+    summary = import_config(file)
+    click.echo(f"imported {summary.models} models, {summary.channels} channels, {summary.routes} routes")
+
+
+@config.command("export")
+@with_appcontext
+def config_export():
+    """Print models, channels and routes as the TOML that import reads."""
+    from app.routing.config_file import export_config
+    click.echo(export_config(), nl=False)
+
+
+@main.group()
+def users():
+    """Manage users."""
+
+
+@users.command("create")
+@click.argument("email")
+@click.option("--password", required=True)
+@click.option("--admin", is_flag=True, help="Give the user the admin area.")
+@with_appcontext
+@refuses_bad_input
+def users_create(email, password, admin):
+    """Create a user with empty credit and routed wallets."""
+    from app.accounts.service import create_user
+    user = create_user(email, password, is_admin=admin)
+    click.echo(f"created {'admin' if admin else 'user'} {user.email}")
+
+
+@main.group()
+def keys():
+    """Manage API keys."""
+
+
+@keys.command("create")
+@click.argument("email")
+@click.option("--name", default="default")
+@click.option("--models", help="Comma-separated model ids this key may use (default: all).")
+@click.option("--lanes", help="official, routed or both (default: both).")
+@with_appcontext
+@refuses_bad_input
+def keys_create(email, name, models, lanes):
+    """Issue an API key; the last line printed is the key itself."""
+    from app.accounts.service import find_user, issue_key
+    from app.catalog.queries import model_ids
+    issued = issue_key(find_user(email), name=name, models=_csv(models), lanes=_csv(lanes),
+                       known_models=model_ids())
+    click.echo(f"key {issued.key.name} for {email} (shown once, store it now):")
+    click.echo(issued.secret)
+
+
+@main.group()
+def wallets():
+    """Move money into wallets."""
+
+
+@wallets.command("topup")
+@click.argument("email")
+@click.argument("wallet", type=click.Choice(["credit", "routed"]))
+@click.argument("amount_usd")
+@click.option("--memo", default="")
+@with_appcontext
+@refuses_bad_input
+def wallets_topup(email, wallet, amount_usd, memo):
+    """Add AMOUNT_USD to a user's credit or routed wallet."""
+    from app.accounts.service import find_user
+    from app.billing.pricing import format_usd, parse_usd
+    from app.billing.wallets import credit, wallet_of
+    amount = parse_usd(amount_usd)
+    target = wallet_of(find_user(email).id, wallet)
+    entry = credit(target.id, amount, memo=memo or "top-up")
+    click.echo(f"{wallet} wallet of {email}: +${format_usd(amount)}, balance ${format_usd(entry.balance_after)}")
+
+
+@main.group()
+def ledger():
+    """Audit the ledger."""
+
+
+@ledger.command("check")
+@with_appcontext
+def ledger_check():
+    """Exit 0 only if every ledger invariant holds."""
+    from app.billing.audit import ledger_violations
+    problems = ledger_violations()
+    for line in problems:
+        click.echo(f"VIOLATION {line}", err=True)
+    if problems:
+        click.echo(f"ledger check failed: {len(problems)} violation(s)", err=True)
+        sys.exit(1)
+    click.echo("ledger check passed")
+
+
+@main.command("sweep")
+@click.option("--older-than", type=click.IntRange(min=0), default=None,
+              help="Resolve holds older than this many seconds (default: past their deadline).")
+@with_appcontext
+def sweep(older_than):
+    """Resolve stale holds: void those never sent upstream, charge the rest for review."""
+    from app.billing.holds import sweep as sweep_holds
+    result = sweep_holds(older_than)
+    click.echo(f"swept: {result.voided} voided, {result.charged} charged for review")
+
+
+@main.group()
+def catalog():
+    """Model catalog."""
+
+
+@catalog.command("sync")
+@click.argument("source", required=False)
+@with_appcontext
+@refuses_bad_input
+def catalog_sync(source):
+    """Update prices from a LiteLLM-format JSON file or URL (default: the shipped snapshot)."""
+    from app.catalog.sync import sync_catalog
+    for line in sync_catalog(source).lines():
+        click.echo(line)
+
+
+@main.command("demo")
+@click.option("--host", default="127.0.0.1")
+@click.option("--port", default=5000, type=int)
+@with_appcontext
+def demo(host, port):
+    """Seed an admin, a user with money and a key, and the catalog; then serve the app."""
+    from flask import current_app
+    from app.demo import seed_demo
+    for line in seed_demo(base_url=f"http://{host}:{port}"):
+        click.echo(line)
+    current_app.run(host=host, port=port, threaded=True, use_reloader=False)

@@ -1,0 +1,69 @@
+"""Engine setup and the write transaction every service uses."""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from typing import Iterator
+
+from flask import Flask
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from app.extensions import db
+
+# Execution option naming how SQLite should BEGIN the transaction of a connection.
+SQLITE_BEGIN = "waybill_sqlite_begin"
+
+
+def utcnow() -> datetime:
+    """Return the current UTC time without tzinfo, as every timestamp column stores it."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def configure_engine(app: Flask) -> None:
+    """Put SQLite in WAL mode with a busy timeout and let write transactions BEGIN IMMEDIATE."""
+    engine = db.engine
+    if engine.dialect.name != "sqlite":
+        return
+    busy_ms = int(app.config["WAYBILL_SQLITE_BUSY_TIMEOUT_S"] * 1000)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):
+        # pysqlite's own transaction handling would BEGIN lazily and DEFERRED; we issue BEGIN.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection):
+        mode = connection.get_execution_options().get(SQLITE_BEGIN, "DEFERRED")
+        connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+def is_sqlite(engine: Engine | None = None) -> bool:
+    """Tell whether the app's database is SQLite."""
+    return (engine or db.engine).dialect.name == "sqlite"
+
+
+@contextmanager
+def write_transaction() -> Iterator[None]:
+    """Run a block as one transaction that holds the write lock from its first statement.
+
+    On SQLite this is BEGIN IMMEDIATE, so two writers queue on the busy timeout instead of
+    one failing with "database is locked" when it upgrades a read snapshot. On PostgreSQL
+    row locks taken by the guarded statements do the same job.
+    """
+    session = db.session
+    # End any read transaction first: its snapshot could not be upgraded to a write lock.
+    session.commit()
+    session.connection(execution_options={SQLITE_BEGIN: "IMMEDIATE"})
+    try:
+        yield
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise

@@ -1,0 +1,5 @@
+"""Imports every feature's tables so the metadata (and Alembic) sees the whole schema."""
+from app.accounts.models import ApiKey, User  # noqa: F401
+from app.billing.models import Hold, LedgerEntry, Wallet  # noqa: F401
+from app.catalog.models import Model, PriceChange  # noqa: F401
+from app.routing.models import Channel, RouteStep  # noqa: F401

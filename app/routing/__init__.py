@@ -1,0 +1,1 @@
+"""Channels, routes and the config file that declares them."""
