@@ -1,6 +1,7 @@
 """Waybill: an OpenAI-compatible AI token gateway whose backup routes are visible."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from flask import Flask
@@ -14,7 +15,7 @@ def create_app(config: dict | None = None) -> Flask:
     from app.extensions import csrf, db, htmx, login_manager, migrate
 
     app = Flask(__name__, template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static"),
-                instance_relative_config=True)
+                instance_path=os.environ.get("WAYBILL_INSTANCE_PATH") or None)
     app.config.update(load_config(app.instance_path))
     app.config.update(config or {})
 

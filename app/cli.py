@@ -190,3 +190,5 @@ def demo(host, port):
     for line in seed_demo(base_url=f"http://{host}:{port}"):
         click.echo(line)
     current_app.run(host=host, port=port, threaded=True, use_reloader=False)
+if __name__ == "__main__":
+    main()
