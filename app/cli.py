@@ -115,7 +115,7 @@ def wallets():
     """Move money into wallets."""
 
 
-@wallets.command("topup")
+@wallets.command("topup", context_settings={"ignore_unknown_options": True})
 @click.argument("email")
 @click.argument("wallet", type=click.Choice(["credit", "routed"]))
 @click.argument("amount_usd")

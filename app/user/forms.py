@@ -1,6 +1,6 @@
 """Forms of the user's pages."""
 from flask_wtf import FlaskForm
-from wtforms import SelectMultipleField, StringField
+from wtforms import SelectChoice, SelectMultipleField, StringField
 from wtforms.validators import DataRequired, Length
 from wtforms.widgets import CheckboxInput, ListWidget
 
@@ -10,7 +10,7 @@ class NewKeyForm(FlaskForm):
 
     name = StringField("Name", validators=[DataRequired(), Length(max=100)], default="default")
     lanes = SelectMultipleField(
-        "Lanes", choices=[("official", "Official (Credit)"), ("routed", "Routed balance")],
+        "Lanes", choices=[SelectChoice("official", "Official (Credit)"), SelectChoice("routed", "Routed balance")],
         default=["official", "routed"], validators=[DataRequired()],
         widget=ListWidget(prefix_label=False), option_widget=CheckboxInput(),
     )

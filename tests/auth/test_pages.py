@@ -1,0 +1,76 @@
+"""Sign-up, sign-in and sign-out through the real forms, with CSRF on."""
+from __future__ import annotations
+
+from app.accounts.models import User
+from app.billing.wallets import wallets_of
+from app.extensions import db
+from tests.conftest import csrf_from
+
+
+def _signup(client, email="new@example.com", password="password123"):
+    token = csrf_from(client.get("/signup").get_data(as_text=True))
+    return client.post("/signup", data={"email": email, "password": password, "csrf_token": token})
+
+
+def test_signup_opens_two_empty_wallets_and_signs_in(client):
+    response = _signup(client)
+    assert response.status_code == 302 and response.headers["Location"] == "/"
+    user = db.session.scalar(db.select(User).where(User.email == "new@example.com"))
+    assert {k: (w.balance, w.reserved) for k, w in wallets_of(user.id).items()} == {"credit": (0, 0), "routed": (0, 0)}
+    page = client.get("/").get_data(as_text=True)
+    assert "Your wallets" in page and "$0.000000" in page
+
+
+def test_signup_refuses_a_duplicate_email_and_a_short_password(client, make_user):
+    make_user("taken@example.com")
+    assert "already exists" in _signup(client, "TAKEN@example.com").get_data(as_text=True)
+    response = _signup(client, "short@example.com", "short")
+    assert response.status_code == 400
+    assert db.session.scalar(db.select(db.func.count(User.id))) == 1
+
+
+def test_post_without_csrf_token_is_refused(client, make_user):
+    make_user()
+    response = client.post("/login", data={"email": "user@example.com", "password": "password123"})
+    assert response.status_code == 400
+    assert "_user_id" not in (client.get_cookie("session").value if client.get_cookie("session") else "")
+    assert client.get("/").status_code == 302
+
+
+def test_login_with_a_wrong_password_fails_and_logout_signs_out(client, login_as):
+    login_as()
+    assert client.get("/").status_code == 200
+    client.post("/logout", data={"csrf_token": csrf_from(client.get("/").get_data(as_text=True))})
+    assert client.get("/").status_code == 302
+    token = csrf_from(client.get("/login").get_data(as_text=True))
+    response = client.post("/login", data={"email": "user@example.com", "password": "wrong-password", "csrf_token": token})
+    assert response.status_code == 400 and "Wrong email or password" in response.get_data(as_text=True)
+
+
+def test_login_follows_only_local_next_urls(client, make_user):
+    make_user()
+    token = csrf_from(client.get("/login").get_data(as_text=True))
+    data = {"email": "user@example.com", "password": "password123", "csrf_token": token}
+    assert client.post("/login?next=https://evil.example/", data=data).headers["Location"] == "/"
+    client.get("/logout")
+    token = csrf_from(client.get("/login").get_data(as_text=True))
+    data["csrf_token"] = token
+    assert client.post("/login?next=/keys", data=data).headers["Location"] == "/keys"
+
+
+def test_disabled_user_cannot_sign_in(client, make_user):
+    user = make_user()
+    user.disabled = True
+    db.session.commit()
+    token = csrf_from(client.get("/login").get_data(as_text=True))
+    response = client.post("/login", data={"email": "user@example.com", "password": "password123", "csrf_token": token})
+    assert response.status_code == 400
+
+
+def test_admin_area_is_for_admins_only(client, login_as):
+    assert client.get("/admin/").status_code == 302  # visitors are sent to sign in
+    login_as("plain@example.com")
+    assert client.get("/admin/").status_code == 403
+    client.get("/logout")
+    login_as("boss@example.com", admin=True)
+    assert client.get("/admin/").status_code == 200

@@ -1,0 +1,101 @@
+"""The real `waybill` console script, end to end, on this run's database."""
+from __future__ import annotations
+
+import re
+import pytest
+from sqlalchemy import create_engine, text
+
+from tests.conftest import ROOT
+
+EXAMPLE_CONFIG = ROOT / "docs" / "config.example.toml"
+
+
+def _scalar(database_url: str, sql: str, **params):
+    engine = create_engine(database_url)
+    with engine.connect() as conn:
+        value = conn.execute(text(sql), params).scalar()
+    engine.dispose()
+    return value
+
+
+def _wallet_balance(database_url: str, email: str, kind: str) -> int:
+    return _scalar(database_url, 'SELECT w.balance FROM wallet w JOIN "user" u ON u.id = w.user_id '
+                                 "WHERE u.email = :email AND w.kind = :kind", email=email, kind=kind)
+
+
+def test_whole_cli_flow(run_cli, database_url):
+    run_cli("init-db")
+    assert "imported 2 models, 2 channels, 2 routes" in run_cli("config", "import", str(EXAMPLE_CONFIG)).stdout
+    run_cli("users", "create", "ops@example.com", "--password", "s3cret-pass", "--admin")
+    run_cli("users", "create", "dev@example.com", "--password", "s3cret-pass")
+    out = run_cli("wallets", "topup", "dev@example.com", "credit", "12.50", "--memo", "invoice 7").stdout
+    assert "balance $12.500000" in out
+    run_cli("wallets", "topup", "dev@example.com", "routed", "3")
+    key = run_cli("keys", "create", "dev@example.com", "--name", "ci", "--models", "gpt-4o-mini",
+                  "--lanes", "official").stdout.strip().splitlines()[-1]
+    assert re.fullmatch(r"wb-[A-Za-z0-9_-]{40,}", key)
+    # Only a hash of the key is stored.
+    assert _scalar(database_url, "SELECT count(*) FROM api_key WHERE key_hash = :k", k=key) == 0
+    assert _scalar(database_url, "SELECT count(*) FROM api_key WHERE prefix = :p", p=key[:10]) == 1
+    assert "ledger check passed" in run_cli("ledger", "check").stdout
+    assert _wallet_balance(database_url, "dev@example.com", "credit") == 12_500_000
+    assert _wallet_balance(database_url, "dev@example.com", "routed") == 3_000_000
+    # init-db on a populated database upgrades in place and keeps the data.
+    run_cli("init-db")
+    assert _wallet_balance(database_url, "dev@example.com", "credit") == 12_500_000
+
+
+@pytest.mark.parametrize("args,message", [
+    (("wallets", "topup", "dev@example.com", "credit", "0"), "greater than zero"),
+    (("wallets", "topup", "dev@example.com", "credit", "-4"), "greater than zero"),
+    (("wallets", "topup", "dev@example.com", "credit", "1,5"), "not an amount"),
+    (("wallets", "topup", "dev@example.com", "credit", "0.0000001"), "precision"),
+    (("wallets", "topup", "nobody@example.com", "credit", "5"), "no user"),
+    (("users", "create", "dev@example.com", "--password", "another-pass"), "already exists"),
+    (("users", "create", "DEV@example.com", "--password", "another-pass"), "already exists"),
+    (("keys", "create", "dev@example.com", "--models", "gpt-4o-mini,no-such-model"), "unknown model 'no-such-model'"),
+    (("keys", "create", "dev@example.com", "--lanes", "fast"), "unknown lane"),
+])
+def test_bad_input_is_one_line_exit_2_and_changes_nothing(run_cli, database_url, args, message):
+    run_cli("config", "import", str(EXAMPLE_CONFIG))
+    run_cli("users", "create", "dev@example.com", "--password", "s3cret-pass")
+    run_cli("wallets", "topup", "dev@example.com", "credit", "1")
+    before = [_scalar(database_url, f"SELECT count(*) FROM {t}") for t in ("ledger_entry", '"user"', "api_key")]
+    result = run_cli(*args, check_rc=2)
+    assert message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert [_scalar(database_url, f"SELECT count(*) FROM {t}") for t in ("ledger_entry", '"user"', "api_key")] == before
+    assert _wallet_balance(database_url, "dev@example.com", "credit") == 1_000_000
+
+
+def test_ledger_check_fails_on_a_tampered_balance(run_cli, database_url):
+    run_cli("users", "create", "dev@example.com", "--password", "s3cret-pass")
+    run_cli("wallets", "topup", "dev@example.com", "credit", "2")
+    engine = create_engine(database_url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE wallet SET balance = balance + 1 WHERE kind = 'credit'"))
+    engine.dispose()
+    result = run_cli("ledger", "check", check_rc=1)
+    assert "balance 2000001 != sum of ledger entries 2000000" in result.stderr
+    assert "user" in result.stderr and "credit" in result.stderr
+
+
+def test_sweep_and_catalog_sync_commands(run_cli):
+    assert "swept: 0 voided, 0 charged for review" in run_cli("sweep", "--older-than", "60").stdout
+    out = run_cli("catalog", "sync").stdout
+    assert "added gpt-4o-mini (hidden)" in out
+    assert out.strip().splitlines()[-1].endswith("0 changed, 0 unchanged")
+    assert run_cli("catalog", "sync").stdout.strip().endswith("0 added, 0 changed, 20 unchanged")
+    assert run_cli("catalog", "sync", "/no/such/file.json", check_rc=2).stderr.startswith("Error: /no/such/file.json")
+
+
+def test_sqlite_database_is_in_wal_mode_with_a_busy_timeout(tmp_path):
+    from app import create_app
+    from app.extensions import db
+    path = tmp_path / "wal.db"
+    app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{path}"})
+    with app.app_context():
+        with db.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30_000
+        db.engine.dispose()
