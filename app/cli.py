@@ -186,9 +186,10 @@ def catalog_sync(source):
 def demo(host, port):
     """Seed an admin, a user with money and a key, and the catalog; then serve the app."""
     from flask import current_app
+    from werkzeug.serving import run_simple
     from app.demo import seed_demo
     for line in seed_demo(base_url=f"http://{host}:{port}"):
         click.echo(line)
-    current_app.run(host=host, port=port, threaded=True, use_reloader=False)
+    run_simple(host, port, current_app._get_current_object(), threaded=True)
 if __name__ == "__main__":
     main()
