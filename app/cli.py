@@ -143,7 +143,8 @@ def ledger():
 def ledger_check():
     """Exit 0 only if every ledger invariant holds."""
     from app.billing.audit import ledger_violations
-    problems = ledger_violations()
+    from app.gateway.audit import receipt_violations
+    problems = ledger_violations() + receipt_violations()
     for line in problems:
         click.echo(f"VIOLATION {line}", err=True)
     if problems:
@@ -158,8 +159,8 @@ def ledger_check():
 @with_appcontext
 def sweep(older_than):
     """Resolve stale holds: void those never sent upstream, charge the rest for review."""
-    from app.billing.holds import sweep as sweep_holds
-    result = sweep_holds(older_than)
+    from app.gateway.sweep import sweep_stale_holds
+    result = sweep_stale_holds(older_than)
     click.echo(f"swept: {result.voided} voided, {result.charged} charged for review")
 
 
@@ -179,16 +180,31 @@ def catalog_sync(source):
         click.echo(line)
 
 
+@main.command("simulator")
+@click.option("--host", default="127.0.0.1")
+@click.option("--port", default=9001, type=int)
+def simulator(host, port):
+    """Run the fake upstreams alone (OpenAI protocol under /<channel>/v1)."""
+    from werkzeug.serving import run_simple
+    from app.simulator.app import create_simulator
+    from app.simulator.server import QuietHandler
+    click.echo(f"simulator at http://{host}:{port}/<channel>/v1 (faults: PUT /_control/faults/<channel>)")
+    run_simple(host, port, create_simulator(), threaded=True, request_handler=QuietHandler)
+
+
 @main.command("demo")
 @click.option("--host", default="127.0.0.1")
 @click.option("--port", default=5000, type=int)
+@click.option("--simulator-port", default=9001, type=int, help="Port of the simulated upstreams.")
 @with_appcontext
-def demo(host, port):
+def demo(host, port, simulator_port):
     """Seed an admin, a user with money and a key, and the catalog; then serve the app."""
     from flask import current_app
     from werkzeug.serving import run_simple
     from app.demo import seed_demo
-    for line in seed_demo(base_url=f"http://{host}:{port}"):
+    from app.simulator.server import start_simulator
+    simulator = start_simulator(port=simulator_port)
+    for line in seed_demo(base_url=f"http://{host}:{port}", simulator_root=simulator.root):
         click.echo(line)
     run_simple(host, port, current_app._get_current_object(), threaded=True)
 if __name__ == "__main__":

@@ -13,6 +13,8 @@ from app.extensions import db
 
 # Execution option naming how SQLite should BEGIN the transaction of a connection.
 SQLITE_BEGIN = "waybill_sqlite_begin"
+# Session flag: a write transaction is open, so nested blocks join it.
+IN_WRITE = "waybill_in_write_transaction"
 
 
 def utcnow() -> datetime:
@@ -53,17 +55,25 @@ def is_sqlite(engine: Engine | None = None) -> bool:
 def write_transaction() -> Iterator[None]:
     """Run a block as one transaction that holds the write lock from its first statement.
 
+    Blocks nest: an inner one joins the outer transaction, so services compose atomically.
+
     On SQLite this is BEGIN IMMEDIATE, so two writers queue on the busy timeout instead of
     one failing with "database is locked" when it upgrades a read snapshot. On PostgreSQL
     row locks taken by the guarded statements do the same job.
     """
     session = db.session
+    if session.info.get(IN_WRITE):
+        yield  # nested: the outer block commits everything at once
+        return
     # End any read transaction first: its snapshot could not be upgraded to a write lock.
     session.commit()
     session.connection(execution_options={SQLITE_BEGIN: "IMMEDIATE"})
+    session.info[IN_WRITE] = True
     try:
         yield
         session.commit()
     except BaseException:
         session.rollback()
         raise
+    finally:
+        session.info.pop(IN_WRITE, None)

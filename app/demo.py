@@ -1,4 +1,4 @@
-"""Seed data for `waybill demo`: a catalog, an admin, and a user with money and a key."""
+"""Seed data for `waybill demo`: catalog, channels on the simulator, routes, an admin and a user."""
 from __future__ import annotations
 
 from app.accounts.models import User
@@ -9,11 +9,42 @@ from app.catalog.models import Model
 from app.catalog.sync import sync_catalog
 from app.database import write_transaction
 from app.extensions import db
+from app.routing.config_file import apply_config
 from app.schema import upgrade_schema
 
 ADMIN = ("admin@waybill.test", "admin-password")
 USER = ("user@waybill.test", "user-password")
 STARTING_MONEY = {"credit": "20.00", "routed": "10.00"}
+
+# (name, label, provider, lane, multiplier): all served by the local simulator.
+DEMO_CHANNELS = [
+    ("openai-direct", "OpenAI direct", "openai", "official", 1.0),
+    ("relay-a", "Relay A", "openai-compatible", "routed", 0.8),
+    ("relay-b", "Relay B", "openai-compatible", "routed", 1.1),
+]
+# model -> route, primary first. Claude and Gemini reach the demo through OpenAI-compatible relays.
+DEMO_ROUTES = {
+    "gpt-4o-mini": ["openai-direct", "relay-a"],
+    "gpt-4o": ["openai-direct", "relay-a"],
+    "gpt-4.1-mini": ["openai-direct", "relay-b"],
+    "gpt-5-mini": ["openai-direct", "relay-a", "relay-b"],
+    "claude-sonnet-4-6": ["relay-a", "relay-b"],
+    "claude-haiku-4-5-20251001": ["relay-b", "relay-a"],
+    "gemini-2.5-flash": ["relay-b", "relay-a"],
+    "text-embedding-3-small": ["openai-direct", "relay-a"],
+}
+
+
+def demo_config(simulator_root: str) -> dict:
+    """The demo's channels and routes, pointed at a simulator."""
+    channels = []
+    for name, label, provider, lane, multiplier in DEMO_CHANNELS:
+        served = {m: m for m, route in DEMO_ROUTES.items() if name in route}
+        channels.append({"name": name, "label": label, "provider": provider,
+                         "base_url": f"{simulator_root}/{name}/v1", "api_key": f"sk-demo-{name}-key",
+                         "lane": lane, "price_multiplier": multiplier, "timeout_s": 30, "models": served})
+    routes = [{"model": model, "channels": names} for model, names in DEMO_ROUTES.items()]
+    return {"channels": channels, "routes": routes}
 
 
 def _ensure_user(email: str, password: str, is_admin: bool) -> tuple[User, bool]:
@@ -23,13 +54,14 @@ def _ensure_user(email: str, password: str, is_admin: bool) -> tuple[User, bool]
     return create_user(email, password, is_admin=is_admin), True
 
 
-def seed_demo(base_url: str) -> list[str]:
+def seed_demo(base_url: str, simulator_root: str) -> list[str]:
     """Create the demo data once (later runs reuse it) and return what to print."""
     upgrade_schema()
     sync_catalog()
     with write_transaction():
         for model in db.session.scalars(db.select(Model).where(~Model.published)):
             model.published = True
+    apply_config(demo_config(simulator_root), "demo")
     _ensure_user(*ADMIN, is_admin=True)
     user, created = _ensure_user(*USER, is_admin=False)
     if created:
@@ -37,9 +69,9 @@ def seed_demo(base_url: str) -> list[str]:
             credit(wallet_of(user.id, kind).id, parse_usd(amount), memo="demo money")
     issued = issue_key(user, name="demo")
     return [
-        f"Waybill demo at {base_url}/",
+        f"Waybill demo at {base_url}/   (simulated upstreams at {simulator_root})",
         f"  admin: {ADMIN[0]} / {ADMIN[1]}",
-        f"  user:  {USER[0]} / {USER[1]} (credit ${STARTING_MONEY['credit']}, routed ${STARTING_MONEY['routed']})",
+        f"  user:  {USER[0]} / {USER[1]} (credit ${STARTING_MONEY['credit']}, routed ${STARTING_MONEY['routed']} on first run)",
         f"  OpenAI base_url: {base_url}/v1",
         f"  API key: {issued.secret}",
     ]

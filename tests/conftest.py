@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 import shutil
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import create_engine, text
+from werkzeug.serving import make_server
 
 ROOT = Path(__file__).resolve().parent.parent
 POSTGRES_URL = os.environ.get("WAYBILL_TEST_DATABASE_URL")
@@ -139,3 +141,135 @@ def run_cli(database_url, instance_dir):
             assert result.returncode == check_rc, f"{args}: rc={result.returncode}\n{result.stdout}\n{result.stderr}"
         return result
     return run
+
+
+@pytest.fixture
+def live_server(app):
+    """The app served by werkzeug in a thread, on a loopback port."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def simulator_server():
+    from app.simulator.server import start_simulator
+    sim = start_simulator()
+    yield sim
+    sim.stop()
+
+
+@pytest.fixture
+def sim(simulator_server):
+    """The shared simulator with no faults and an empty log."""
+    simulator_server.reset()
+    yield simulator_server
+    simulator_server.reset()
+
+
+# The gateway tests' world: gpt-4o-mini on an official primary and a routed backup (x1.5).
+GATEWAY_CONFIG = """
+[[models]]
+id = "gpt-4o-mini"
+name = "GPT-4o mini"
+provider = "openai"
+context_window = 128000
+max_output_tokens = 1000
+input_per_mtok = 0.15
+output_per_mtok = 0.60
+cached_input_per_mtok = 0.075
+
+[[models]]
+id = "text-embedding-3-small"
+provider = "openai"
+mode = "embedding"
+context_window = 8191
+input_per_mtok = 0.02
+output_per_mtok = 0.0
+
+[[channels]]
+name = "primary"
+label = "Primary (official)"
+provider = "openai"
+base_url = "{sim}/primary/v1"
+api_key = "sk-primary-secret-1111"
+lane = "official"
+timeout_s = 5
+[channels.models]
+"gpt-4o-mini" = "gpt-4o-mini-2024-07-18"
+"text-embedding-3-small" = "text-embedding-3-small"
+
+[[channels]]
+name = "backup"
+label = "Backup relay"
+provider = "openai-compatible"
+base_url = "{sim}/backup/v1"
+api_key = "sk-backup-secret-2222"
+lane = "routed"
+price_multiplier = 1.5
+timeout_s = 5
+[channels.models]
+"gpt-4o-mini" = "gpt-4o-mini"
+"text-embedding-3-small" = "text-embedding-3-small"
+
+[[routes]]
+model = "gpt-4o-mini"
+channels = ["primary", "backup"]
+
+[[routes]]
+model = "text-embedding-3-small"
+channels = ["primary", "backup"]
+"""
+
+
+@pytest.fixture
+def gateway(app, sim, make_user, tmp_path):
+    """Config on the simulator, a user with $10 in each wallet, and that user's API key."""
+    from app.accounts.service import issue_key
+    from app.routing.config_file import import_config
+    from app.routing.health import forget_cached_health
+    from app.routing.planner import forget_cached_routes
+    path = tmp_path / "gateway.toml"
+    path.write_text(GATEWAY_CONFIG.format(sim=sim.root))
+    import_config(path)
+    forget_cached_routes()
+    forget_cached_health()
+    user = make_user("api@example.com", credit_usd="10", routed_usd="10")
+    key = issue_key(user, "tests").secret
+    yield GatewayWorld(user_id=user.id, key=key, sim=sim)
+    forget_cached_routes()
+    forget_cached_health()
+
+
+class GatewayWorld:
+    """Handles a gateway test needs: the user, its key, the simulator."""
+
+    def __init__(self, user_id: int, key: str, sim):
+        self.user_id, self.key, self.sim = user_id, key, sim
+
+    def balances(self) -> dict[str, tuple[int, int]]:
+        """(balance, reserved) of each wallet, read fresh."""
+        from app.billing.wallets import wallets_of
+        from app.extensions import db
+        db.session.rollback()
+        return {kind: (w.balance, w.reserved) for kind, w in wallets_of(self.user_id).items()}
+
+
+@pytest.fixture
+def openai_client(gateway, live_server):
+    """The official OpenAI SDK pointed at the gateway, with SDK retries off."""
+    import openai
+    return openai.OpenAI(base_url=f"{live_server}/v1", api_key=gateway.key, max_retries=0, timeout=30)
+
+
+def assert_ledger_green() -> None:
+    """Every ledger and receipt invariant holds."""
+    from app.billing.audit import ledger_violations
+    from app.extensions import db
+    from app.gateway.audit import receipt_violations
+    db.session.rollback()
+    assert ledger_violations() + receipt_violations() == []

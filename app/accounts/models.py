@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask_login import UserMixin
-from sqlalchemy import JSON, ForeignKey, String
+from sqlalchemy import JSON, BigInteger, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.database import utcnow
@@ -45,6 +45,10 @@ class ApiKey(db.Model):
     lanes: Mapped[list[str]] = mapped_column(JSON, default=lambda: ["official", "routed"])
     expires_at: Mapped[datetime | None] = mapped_column(default=None)
     revoked: Mapped[bool] = mapped_column(default=False)
+    # Optional limits: requests per minute, and a cap on what the key may spend (micro-USD).
+    rpm_limit: Mapped[int | None] = mapped_column(default=None)
+    spend_cap: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    spent: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(default=None)
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 from datetime import datetime, timedelta
 
 from flask import current_app
@@ -32,8 +33,13 @@ class Settlement:
     entry: LedgerEntry | None
 
 
-def reserve(wallet_id: int, amount: int, memo: str = "", ttl_s: int | None = None) -> Hold:
-    """Reserve amount on a wallet with one guarded statement, or raise InsufficientBalance."""
+def reserve(wallet_id: int, amount: int, memo: str = "", ttl_s: int | None = None,
+            upstream_started: bool = False) -> Hold:
+    """Reserve amount on a wallet with one guarded statement, or raise InsufficientBalance.
+
+    A caller that sends upstream right after reserving passes upstream_started=True, saving a
+    write per request; should it die in between, sweep charges the hold flagged for review.
+    """
     if amount < 0:
         raise ValueError("a hold cannot be negative")
     ttl = ttl_s if ttl_s is not None else current_app.config["WAYBILL_HOLD_TTL_S"]
@@ -48,8 +54,10 @@ def reserve(wallet_id: int, amount: int, memo: str = "", ttl_s: int | None = Non
             raise InsufficientBalance(f"wallet {wallet_id} cannot cover a hold of {amount} µ$")
         now = utcnow()
         hold = Hold(wallet_id=wallet_id, amount=amount, memo=memo[:200], created_at=now,
-                    deadline=now + timedelta(seconds=ttl), status=HoldStatus.OPEN.value)
+                    deadline=now + timedelta(seconds=ttl), status=HoldStatus.OPEN.value,
+                    upstream_started=upstream_started)
         db.session.add(hold)
+        db.session.flush()
     return hold
 
 
@@ -137,8 +145,13 @@ class SweepResult:
     charged: int
 
 
-def sweep(older_than_s: int | None = None, now: datetime | None = None) -> SweepResult:
-    """Resolve stale open holds: void if the upstream never started, else charge for review."""
+def sweep(older_than_s: int | None = None, now: datetime | None = None,
+          on_settled: Callable[[Settlement], None] | None = None) -> SweepResult:
+    """Resolve stale open holds: void if the upstream never started, else charge for review.
+
+    on_settled runs inside the same transaction as each charge, so whoever owns the request
+    (the gateway's receipt) records it atomically.
+    """
     now = now or utcnow()
     stale = db.select(Hold.id, Hold.upstream_started, Hold.amount).where(
         Hold.status == HoldStatus.OPEN.value
@@ -152,7 +165,9 @@ def sweep(older_than_s: int | None = None, now: datetime | None = None) -> Sweep
         try:
             with write_transaction():
                 if started:
-                    _settle_locked(hold_id, amount, "settled by sweep at the reserved amount", True)
+                    settlement = _settle_locked(hold_id, amount, "settled by sweep at the reserved amount", True)
+                    if on_settled:
+                        on_settled(settlement)
                 else:
                     _void_locked(hold_id)
         except HoldClosed:

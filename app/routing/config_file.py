@@ -15,7 +15,9 @@ from app.catalog.sync import update_prices
 from app.database import write_transaction
 from app.errors import ServiceError
 from app.extensions import db
-from app.routing.keys import store_key
+from app.routing.health import clear_key_rejected
+from app.routing.keys import resolve_key, store_key
+from app.routing.planner import forget_cached_routes
 from app.routing.models import LANES, Channel, RouteStep
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
@@ -221,7 +223,12 @@ def import_config(path: str | Path) -> ImportSummary:
         raise ConfigError(f"{filename}: cannot read: {exc.strerror or exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{filename}: not valid TOML: {exc}") from None
-    check = _Checker(filename)
+    return apply_config(document, filename)
+
+
+def apply_config(document: dict, source: str) -> ImportSummary:
+    """Validate a parsed config document, then apply all of it or nothing."""
+    check = _Checker(source)
     for key in sorted(set(document) - {"models", "channels", "routes"}):
         check.fail(key, key, "unknown top-level section")
     models = _parse_models(check, _tables(check, document, "models"))
@@ -234,7 +241,7 @@ def import_config(path: str | Path) -> ImportSummary:
     summary = ImportSummary()
     with write_transaction():
         for values in models.values():
-            _upsert_model(values, filename)
+            _upsert_model(values, source)
             summary.models += 1
         for values in channels.values():
             _upsert_channel(values)
@@ -243,6 +250,7 @@ def import_config(path: str | Path) -> ImportSummary:
         for model_id, names in routes.items():
             _replace_route(model_id, names)
             summary.routes += 1
+    forget_cached_routes()
     return summary
 
 
@@ -267,9 +275,11 @@ def _upsert_channel(values: dict) -> None:
     channel.price_multiplier_text = values.pop("price_multiplier")
     for key, value in values.items():
         setattr(channel, key, value)
-    if api_key:
+    if api_key and (channel.api_key_encrypted is None or resolve_key(channel) != api_key):
         store_key(channel, api_key)
         channel.api_key_env = None
+        if channel.id is not None:
+            clear_key_rejected(channel.id)  # a new key deserves a new try
     elif api_key_env:
         channel.api_key_env = api_key_env
         channel.api_key_encrypted = channel.api_key_last4 = None

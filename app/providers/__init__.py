@@ -1,0 +1,1 @@
+"""One adapter per upstream protocol: request and response translation, SSE, errors. No database."""

@@ -1,0 +1,192 @@
+"""What every adapter takes and returns, the error classes, and pooled HTTP sessions."""
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from app.providers.redact import redact
+
+CONNECT_TIMEOUT_S = 5.0
+POOL_SIZE = 1024
+
+
+class ErrorClass:
+    """The receipt's error classes for upstream failures."""
+
+    TIMEOUT = "timeout"
+    CONNECT = "connect"
+    UPSTREAM_5XX = "upstream_5xx"
+    RATE_LIMITED = "rate_limited"
+    KEY_REJECTED = "key_rejected"
+    MODEL_MISMATCH = "model_mismatch"
+    BAD_RESPONSE = "bad_response"
+    CLIENT_ERROR = "client_error"  # the request itself was bad: never fall back
+
+
+@dataclass(frozen=True)
+class UpstreamCall:
+    """One try of one channel: where, with which key, and the OpenAI-format body to send."""
+
+    channel: str
+    provider: str
+    base_url: str
+    api_key: str
+    timeout_s: float
+    upstream_model: str
+    endpoint: str          # "chat" or "embeddings"
+    body: dict
+    stream: bool = False
+
+
+@dataclass
+class TokenUsage:
+    """Usage as an upstream reported it, in OpenAI's terms (prompt includes cached tokens)."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int = 0
+
+
+class UpstreamError(Exception):
+    """A failed try, classified; `detail` is already redacted."""
+
+    def __init__(self, error_class: str, detail: str, http_status: int | None = None,
+                 retry_after: float | None = None, client_message: str | None = None):
+        super().__init__(detail)
+        self.error_class = error_class
+        self.detail = detail
+        self.http_status = http_status
+        self.retry_after = retry_after
+        self.client_message = client_message
+
+    @property
+    def falls_back(self) -> bool:
+        """Client errors are returned as they are; everything else tries the next step."""
+        return self.error_class != ErrorClass.CLIENT_ERROR
+
+
+@dataclass
+class Completion:
+    """A whole (non-streamed) answer in OpenAI's response format."""
+
+    body: dict
+    usage: TokenUsage | None
+    served_model: str | None
+
+
+@dataclass
+class ChunkStream:
+    """A streamed answer: OpenAI chunk dicts, with usage once the upstream reported it."""
+
+    chunks: Iterator[dict]
+    response: requests.Response
+    usage: TokenUsage | None = None
+    served_model: str | None = None
+    delivered_text: list[str] = field(default_factory=list)
+
+    def close(self) -> None:
+        self.response.close()
+
+
+_sessions: dict[str, requests.Session] = {}
+_sessions_lock = threading.Lock()
+
+
+def session_for(channel: str, base_url: str) -> requests.Session:
+    """A pooled keep-alive session per channel and base URL."""
+    key = f"{channel} {base_url}"
+    session = _sessions.get(key)
+    if session is None:
+        with _sessions_lock:
+            session = _sessions.get(key)
+            if session is None:
+                session = requests.Session()
+                session.trust_env = False  # never route upstream calls through ambient proxies
+                adapter = HTTPAdapter(pool_connections=4, pool_maxsize=POOL_SIZE, max_retries=0)
+                session.mount("http://", adapter)
+                session.mount("https://", adapter)
+                _sessions[key] = session
+    return session
+
+
+def timeouts(call: UpstreamCall) -> tuple[float, float]:
+    return (min(CONNECT_TIMEOUT_S, call.timeout_s), call.timeout_s)
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    try:
+        return max(0.0, float(value)) if value else None
+    except ValueError:
+        return None
+
+
+def classify_status(status: int, text: str, call: UpstreamCall, retry_after: str | None = None) -> UpstreamError:
+    """Turn an upstream HTTP error into an UpstreamError with its class."""
+    message = _error_message(text)
+    detail = redact(f"{status}: {message}"[:300], call.api_key)
+    if status in (400, 413, 422):
+        return UpstreamError(ErrorClass.CLIENT_ERROR, detail, status, client_message=redact(message, call.api_key))
+    if status == 429:
+        return UpstreamError(ErrorClass.RATE_LIMITED, detail, status, parse_retry_after(retry_after))
+    if status in (401, 403):
+        return UpstreamError(ErrorClass.KEY_REJECTED, detail, status)
+    if status == 404:
+        return UpstreamError(ErrorClass.MODEL_MISMATCH, detail, status)
+    if status >= 500:
+        return UpstreamError(ErrorClass.UPSTREAM_5XX, detail, status)
+    return UpstreamError(ErrorClass.BAD_RESPONSE, detail, status)
+
+
+def _error_message(text: str) -> str:
+    try:
+        data = json.loads(text)
+        error = data.get("error") if isinstance(data, dict) else None
+        if isinstance(error, dict) and error.get("message"):
+            return str(error["message"])
+        if isinstance(error, str):
+            return error
+    except ValueError:
+        pass
+    return text.strip()[:200] or "no body"
+
+
+def transport_error(exc: requests.RequestException, call: UpstreamCall) -> UpstreamError:
+    """Classify a failure below HTTP: timeouts and connection errors."""
+    if isinstance(exc, (requests.ReadTimeout,)):
+        return UpstreamError(ErrorClass.TIMEOUT, f"no answer within {call.timeout_s:g}s")
+    if isinstance(exc, requests.ConnectTimeout):
+        return UpstreamError(ErrorClass.TIMEOUT, f"connect timed out after {timeouts(call)[0]:g}s")
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError):
+        return UpstreamError(ErrorClass.CONNECT, "connection dropped mid-response")
+    return UpstreamError(ErrorClass.CONNECT, redact(f"connection failed: {type(exc).__name__}", call.api_key))
+
+
+def iter_sse(response: requests.Response) -> Iterator[tuple[str | None, str]]:
+    """Yield (event, data) pairs from a server-sent event stream as bytes arrive."""
+    buffer = b""
+    for piece in response.iter_content(chunk_size=None):
+        buffer += piece
+        while True:
+            end = _event_end(buffer)
+            if end is None:
+                break
+            raw, buffer = buffer[:end[0]], buffer[end[1]:]
+            event, data_lines = None, []
+            for line in raw.decode("utf-8", errors="replace").splitlines():
+                if line.startswith("data:"):
+                    data_lines.append(line[5:].lstrip(" "))
+                elif line.startswith("event:"):
+                    event = line[6:].strip()
+            if data_lines or event:
+                yield event, "\n".join(data_lines)
+
+
+def _event_end(buffer: bytes) -> tuple[int, int] | None:
+    """Start and end of the first event separator in buffer, if any."""
+    found = [(i, i + len(sep)) for sep in (b"\n\n", b"\r\n\r\n") if (i := buffer.find(sep)) != -1]
+    return min(found) if found else None

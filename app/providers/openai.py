@@ -1,0 +1,131 @@
+"""The `openai` and `openai-compatible` adapters: OpenAI's wire format, passed through."""
+from __future__ import annotations
+
+import json
+from typing import Iterator
+
+import requests
+
+from app.providers.base import (
+    ChunkStream, Completion, ErrorClass, TokenUsage, UpstreamCall, UpstreamError, classify_status,
+    iter_sse, session_for, timeouts, transport_error,
+)
+from app.providers.redact import redact
+
+PATHS = {"chat": "/chat/completions", "embeddings": "/embeddings"}
+USER_AGENT = "waybill/0.1"
+
+
+def _headers(call: UpstreamCall) -> dict[str, str]:
+    # Built from scratch: the client's own key, User-Agent and X-Stainless-* never travel upstream.
+    return {"Authorization": f"Bearer {call.api_key}", "Content-Type": "application/json",
+            "Accept": "text/event-stream" if call.stream else "application/json", "User-Agent": USER_AGENT}
+
+
+def _body(call: UpstreamCall) -> dict:
+    body = {**call.body, "model": call.upstream_model}
+    if call.stream:
+        # Always ask for usage so the charge is exact; the gateway drops the chunk if unwanted.
+        body["stream"] = True
+        body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
+    return body
+
+
+def _post(call: UpstreamCall) -> requests.Response:
+    url = call.base_url.rstrip("/") + PATHS[call.endpoint]
+    try:
+        response = session_for(call.channel, call.base_url).post(
+            url, data=json.dumps(_body(call)), headers=_headers(call), timeout=timeouts(call), stream=call.stream)
+    except requests.RequestException as exc:
+        raise transport_error(exc, call) from None
+    if response.status_code >= 400:
+        try:
+            text = response.text
+        except requests.RequestException:
+            text = ""
+        response.close()
+        raise classify_status(response.status_code, text, call, response.headers.get("Retry-After"))
+    return response
+
+
+def parse_usage(data: dict | None) -> TokenUsage | None:
+    """OpenAI usage, with cached tokens from prompt_tokens_details; None when absent."""
+    if not isinstance(data, dict):
+        return None
+    prompt, completion = data.get("prompt_tokens"), data.get("completion_tokens", 0)
+    details = data.get("prompt_tokens_details") or {}
+    cached = details.get("cached_tokens") or 0 if isinstance(details, dict) else 0
+    if not all(isinstance(v, int) for v in (prompt, completion, cached)):
+        return None
+    if min(prompt, completion, cached) < 0:
+        raise UpstreamError(ErrorClass.BAD_RESPONSE, "upstream reported negative usage")
+    return TokenUsage(prompt, completion, cached)
+
+
+def send(call: UpstreamCall) -> Completion:
+    """Make a non-streaming call and return the whole answer."""
+    response = _post(call)
+    try:
+        data = response.json()
+    except (ValueError, requests.RequestException):
+        raise UpstreamError(ErrorClass.BAD_RESPONSE, "answer is not JSON", response.status_code) from None
+    expected = "choices" if call.endpoint == "chat" else "data"
+    if not isinstance(data, dict) or not isinstance(data.get(expected), list):
+        raise UpstreamError(ErrorClass.BAD_RESPONSE, f"answer has no {expected!r} list", response.status_code)
+    return Completion(body=data, usage=parse_usage(data.get("usage")), served_model=data.get("model"))
+
+
+def open_stream(call: UpstreamCall) -> ChunkStream:
+    """Start a streaming call; return once the first chunk has arrived, so failures before it fall back."""
+    response = _post(call)
+    events = _chunks(response, call)
+    stream = ChunkStream(chunks=iter(()), response=response)
+    try:
+        first = next(events)
+    except StopIteration:
+        response.close()
+        raise UpstreamError(ErrorClass.BAD_RESPONSE, "stream ended before its first chunk") from None
+    except UpstreamError:
+        response.close()
+        raise
+    stream.chunks = _tracked(stream, first, events)
+    return stream
+
+
+def _tracked(stream: ChunkStream, first: dict, rest: Iterator[dict]) -> Iterator[dict]:
+    """Yield chunks while noting the served model, delivered text and usage."""
+    for chunk in _prepend(first, rest):
+        stream.served_model = stream.served_model or chunk.get("model")
+        if chunk.get("usage"):
+            stream.usage = parse_usage(chunk["usage"])
+        for choice in chunk.get("choices") or []:
+            content = (choice.get("delta") or {}).get("content")
+            if content:
+                stream.delivered_text.append(content)
+        yield chunk
+
+
+def _prepend(first: dict, rest: Iterator[dict]) -> Iterator[dict]:
+    yield first
+    yield from rest
+
+
+def _chunks(response: requests.Response, call: UpstreamCall) -> Iterator[dict]:
+    """Parse OpenAI's SSE into chunk dicts, raising UpstreamError on a broken stream."""
+    try:
+        for _event, data in iter_sse(response):
+            if data == "[DONE]":
+                return
+            try:
+                chunk = json.loads(data)
+            except ValueError:
+                raise UpstreamError(ErrorClass.BAD_RESPONSE, "stream event is not JSON") from None
+            if not isinstance(chunk, dict):
+                raise UpstreamError(ErrorClass.BAD_RESPONSE, "stream event is not an object")
+            if "error" in chunk:
+                message = chunk["error"].get("message") if isinstance(chunk["error"], dict) else chunk["error"]
+                raise UpstreamError(ErrorClass.UPSTREAM_5XX, redact(f"error event: {message}", call.api_key))
+            yield chunk
+    except requests.RequestException as exc:
+        raise transport_error(exc, call) from None
+    raise UpstreamError(ErrorClass.CONNECT, "stream ended without [DONE]")

@@ -1,0 +1,13 @@
+"""Which adapter speaks which provider's protocol."""
+from __future__ import annotations
+
+from types import ModuleType
+
+from app.providers import openai
+
+ADAPTERS: dict[str, ModuleType] = {"openai": openai, "openai-compatible": openai}
+
+
+def adapter_for(provider: str) -> ModuleType:
+    """The adapter module (with send and open_stream) for a provider."""
+    return ADAPTERS[provider]

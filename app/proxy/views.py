@@ -1,0 +1,87 @@
+"""Views of /v1. Bearer keys only: this blueprint never reads the session cookie."""
+from __future__ import annotations
+
+from flask import Response, jsonify, request, stream_with_context
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from app.gateway.catalog import models_for
+from app.gateway.errors import GatewayError
+from app.gateway.principal import Principal, authenticate
+from app.gateway.receipts import find_receipt, receipt_json
+from app.gateway.service import Served, record_rejection, serve
+from app.gateway.wallets import wallets_json
+from app.proxy import bp
+
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def error_response(error: GatewayError) -> Response:
+    """OpenAI's error envelope, with the Waybill headers and retry hints."""
+    response = jsonify(error={"message": error.message, "type": error.error_type, "code": error.code})
+    response.status_code = error.status
+    response.headers.update(error.headers)
+    if not error.retryable:
+        response.headers["x-should-retry"] = "false"
+    if error.retry_after is not None:
+        response.headers["Retry-After"] = str(error.retry_after)
+    return response
+
+
+@bp.errorhandler(GatewayError)
+def on_gateway_error(error: GatewayError):
+    return error_response(error)
+
+
+def bearer_key() -> str | None:
+    header = request.headers.get("Authorization", "")
+    return header[7:].strip() if header[:7].lower() == "bearer " else None
+
+
+def _principal() -> Principal:
+    return authenticate(bearer_key())
+
+
+def _json_body(principal: Principal, endpoint: str) -> object:
+    try:
+        return request.get_json(force=True, silent=True)
+    except RequestEntityTooLarge:
+        raise record_rejection(principal, endpoint, GatewayError(413, "request_too_large", "the body is too large")) from None
+
+
+def _answer(result) -> Response:
+    if isinstance(result, Served):
+        response = jsonify(result.body)
+        response.headers.update(result.headers)
+        return response
+    return Response(stream_with_context(result.events), mimetype="text/event-stream",
+                    headers={**SSE_HEADERS, **result.headers})
+
+
+@bp.post("/chat/completions")
+def chat_completions():
+    principal = _principal()
+    return _answer(serve(principal, "chat", _json_body(principal, "chat")))
+
+
+@bp.post("/embeddings")
+def embeddings():
+    principal = _principal()
+    return _answer(serve(principal, "embeddings", _json_body(principal, "embeddings")))
+
+
+@bp.get("/models")
+def models():
+    return jsonify(object="list", data=models_for(_principal()))
+
+
+@bp.get("/receipts/<receipt_id>")
+def receipt(receipt_id: str):
+    found = find_receipt(_principal().user_id, receipt_id)
+    if found is None:
+        raise GatewayError(404, "receipt_not_found", f"no receipt {receipt_id!r}")
+    return jsonify(receipt_json(found))
+
+
+@bp.get("/wallets")
+def wallets():
+    return jsonify(object="list", data=wallets_json(_principal().user_id))

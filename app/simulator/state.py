@@ -1,0 +1,96 @@
+"""Fault profiles per channel and the request log, shared by every simulator thread."""
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import asdict, dataclass, field, fields
+
+MAX_HANG_S = 300.0  # a hang still ends, so no test or bench can wait forever
+LOG_LIMIT = 20_000
+
+
+@dataclass
+class Fault:
+    """How a channel misbehaves; the defaults describe a healthy upstream."""
+
+    status: int | None = None          # answer with this HTTP error status
+    retry_after: int | None = None     # Retry-After header on the error
+    latency_ms: int = 0                # wait before answering
+    hang: bool = False                 # never answer (until MAX_HANG_S)
+    drop: bool = False                 # close the connection without an answer
+    cut_after: int | None = None       # stream: drop the connection after N content chunks
+    chunk_delay_ms: int = 0            # stream: wait between chunks
+    served_model: str | None = None    # report this model instead of the requested one
+    omit_usage: bool = False           # send no usage
+    bad_body: bool = False             # answer 200 with a body that is not JSON/SSE
+    reply_tokens: int = 12             # completion length in tokens (one word each)
+    cached_tokens: int = 0             # prompt tokens reported as served from cache
+    times: int | None = None           # apply to the next N requests only, then heal
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Fault":
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown fault knobs: {sorted(unknown)}")
+        return cls(**data)
+
+
+@dataclass
+class LoggedRequest:
+    """One request the simulator received."""
+
+    channel: str
+    path: str
+    model: str | None
+    stream: bool
+    at: float
+    headers: dict[str, str]
+    body: dict = field(default_factory=dict)
+
+
+class SimulatorState:
+    """Thread-safe fault registry and request log."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._faults: dict[str, Fault] = {}
+        self._log: deque[LoggedRequest] = deque(maxlen=LOG_LIMIT)
+
+    def set_fault(self, channel: str, fault: Fault) -> None:
+        with self._lock:
+            self._faults[channel] = fault
+
+    def clear(self) -> None:
+        with self._lock:
+            self._faults.clear()
+            self._log.clear()
+
+    def take_fault(self, channel: str) -> Fault:
+        """The fault for this request, counting down a `times` budget."""
+        with self._lock:
+            fault = self._faults.get(channel)
+            if fault is None:
+                return Fault()
+            if fault.times is not None:
+                fault.times -= 1
+                if fault.times <= 0:
+                    del self._faults[channel]
+            return fault
+
+    def record(self, entry: LoggedRequest) -> None:
+        with self._lock:
+            self._log.append(entry)
+
+    def log(self, channel: str | None = None) -> list[dict]:
+        with self._lock:
+            return [asdict(e) for e in self._log if channel is None or e.channel == channel]
+
+    def faults(self) -> dict[str, dict]:
+        with self._lock:
+            return {name: asdict(f) for name, f in self._faults.items()}
+
+    @staticmethod
+    def now() -> float:
+        return time.time()
