@@ -283,9 +283,21 @@ def _streamed(flight: _Flight, step: Step, upstream: ChunkStream, ttfb: int, pro
 
 
 def _relay(flight: _Flight, step: Step, upstream: ChunkStream, ttfb: int) -> Iterator[bytes]:
-    """Pass chunks on; settle exactly once however the stream ends."""
+    """Pass chunks on and settle exactly once, before the client sees the stream's end."""
     include_usage = flight.parsed.include_usage
-    outcome = ("succeeded", None)
+    settled = False
+
+    def finish(status: str, stage: str | None) -> None:
+        nonlocal settled
+        settled = True
+        upstream.close()
+        flags = _note_served_model(step, upstream.served_model)
+        usage, source = _usage_or_estimate(flight, upstream.usage, "".join(upstream.delivered_text))
+        flight.attempts[-1]["served_model"] = upstream.served_model
+        _settle(flight, step, usage, source, flags, status=status, stage=stage, ttfb_ms=ttfb,
+                served_model=upstream.served_model)
+
+    ending = b"data: [DONE]\n\n"
     try:
         for chunk in upstream.chunks:
             if "usage" in chunk and not include_usage:
@@ -293,22 +305,22 @@ def _relay(flight: _Flight, step: Step, upstream: ChunkStream, ttfb: int) -> Ite
                     continue  # the usage chunk Waybill asked for on its own account
                 chunk = {k: v for k, v in chunk.items() if k != "usage"}
             yield b"data: " + json.dumps(chunk, separators=(",", ":")).encode() + b"\n\n"
-        yield b"data: [DONE]\n\n"
     except UpstreamError as error:
-        outcome = ("interrupted", "mid_stream")
         flight.attempts[-1].update(detail=f"cut mid-stream: {error.detail}"[:500], error_class=error.error_class)
-        message = f"{flight.model.id}: {step.channel.name} failed mid-stream ({error.error_class}); receipt {flight.receipt_id}"
-        yield b"data: " + json.dumps({"error": {"message": message, "type": "api_error",
-                                                "code": "upstream_interrupted"}}).encode() + b"\n\n"
+        finish("interrupted", "mid_stream")
+        message = (f"{flight.model.id}: {step.channel.name} failed mid-stream ({error.error_class}); "
+                   f"receipt {flight.receipt_id}")
+        ending = b"data: " + json.dumps({"error": {"message": message, "type": "api_error",
+                                                   "code": "upstream_interrupted"}}).encode() + b"\n\n"
     except GeneratorExit:
-        outcome = ("interrupted", "client_disconnected")
+        finish("interrupted", "client_disconnected")
+        return
+    else:
+        finish("succeeded", None)
     finally:
-        upstream.close()
-        flags = _note_served_model(step, upstream.served_model)
-        usage, source = _usage_or_estimate(flight, upstream.usage, "".join(upstream.delivered_text))
-        flight.attempts[-1]["served_model"] = upstream.served_model
-        _settle(flight, step, usage, source, flags, status=outcome[0], stage=outcome[1], ttfb_ms=ttfb,
-                served_model=upstream.served_model)
+        if not settled:  # anything unexpected: still end the hold, charging what was delivered
+            finish("interrupted", "mid_stream")
+    yield ending
 
 
 def _settle(flight: _Flight, step: Step, usage: Usage, source: str, flags: list[str], status: str,

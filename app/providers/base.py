@@ -3,11 +3,14 @@ from __future__ import annotations
 
 import json
 import threading
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
 from dataclasses import dataclass, field
 from typing import Iterator
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ReadTimeoutError
 
 from app.providers.redact import redact
 
@@ -119,18 +122,28 @@ def timeouts(call: UpstreamCall) -> tuple[float, float]:
 
 
 def parse_retry_after(value: str | None) -> float | None:
-    try:
-        return max(0.0, float(value)) if value else None
-    except ValueError:
+    """Seconds from a Retry-After header, given as seconds or as an HTTP date."""
+    if not value:
         return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
 
 
 def classify_status(status: int, text: str, call: UpstreamCall, retry_after: str | None = None) -> UpstreamError:
     """Turn an upstream HTTP error into an UpstreamError with its class."""
     message = _error_message(text)
-    detail = redact(f"{status}: {message}"[:300], call.api_key)
+    # Redact before cutting: a cut through a key would leave a prefix no pattern recognises.
+    detail = redact(f"{status}: {message}", call.api_key)[:300]
     if status in (400, 413, 422):
-        return UpstreamError(ErrorClass.CLIENT_ERROR, detail, status, client_message=redact(message, call.api_key))
+        return UpstreamError(ErrorClass.CLIENT_ERROR, detail, status,
+                             client_message=redact(message, call.api_key)[:1000])
     if status == 429:
         return UpstreamError(ErrorClass.RATE_LIMITED, detail, status, parse_retry_after(retry_after))
     if status in (401, 403):
@@ -152,7 +165,7 @@ def _error_message(text: str) -> str:
             return error
     except ValueError:
         pass
-    return text.strip()[:200] or "no body"
+    return text.strip() or "no body"
 
 
 def transport_error(exc: requests.RequestException, call: UpstreamCall) -> UpstreamError:
@@ -161,6 +174,9 @@ def transport_error(exc: requests.RequestException, call: UpstreamCall) -> Upstr
         return UpstreamError(ErrorClass.TIMEOUT, f"no answer within {call.timeout_s:g}s")
     if isinstance(exc, requests.ConnectTimeout):
         return UpstreamError(ErrorClass.TIMEOUT, f"connect timed out after {timeouts(call)[0]:g}s")
+    if any(isinstance(arg, ReadTimeoutError) for arg in exc.args):
+        # requests wraps a read timeout inside a streamed body as a ConnectionError
+        return UpstreamError(ErrorClass.TIMEOUT, f"no data within {call.timeout_s:g}s")
     if isinstance(exc, requests.exceptions.ChunkedEncodingError):
         return UpstreamError(ErrorClass.CONNECT, "connection dropped mid-response")
     return UpstreamError(ErrorClass.CONNECT, redact(f"connection failed: {type(exc).__name__}", call.api_key))

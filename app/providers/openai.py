@@ -112,6 +112,7 @@ def _prepend(first: dict, rest: Iterator[dict]) -> Iterator[dict]:
 
 def _chunks(response: requests.Response, call: UpstreamCall) -> Iterator[dict]:
     """Parse OpenAI's SSE into chunk dicts, raising UpstreamError on a broken stream."""
+    received = 0
     try:
         for _event, data in iter_sse(response):
             if data == "[DONE]":
@@ -125,7 +126,10 @@ def _chunks(response: requests.Response, call: UpstreamCall) -> Iterator[dict]:
             if "error" in chunk:
                 message = chunk["error"].get("message") if isinstance(chunk["error"], dict) else chunk["error"]
                 raise UpstreamError(ErrorClass.UPSTREAM_5XX, redact(f"error event: {message}", call.api_key))
+            received += 1
             yield chunk
     except requests.RequestException as exc:
         raise transport_error(exc, call) from None
+    if received == 0:
+        raise UpstreamError(ErrorClass.BAD_RESPONSE, "answer is not an event stream")
     raise UpstreamError(ErrorClass.CONNECT, "stream ended without [DONE]")

@@ -4,10 +4,10 @@ from __future__ import annotations
 import re
 
 PATTERNS = [
-    (re.compile(r"sk-[A-Za-z0-9_\-]{4,}"), "sk-[redacted]"),
+    (re.compile(r"(?<![A-Za-z0-9])sk-[A-Za-z0-9_\-]{4,}"), "sk-[redacted]"),
     (re.compile(r"AIza[0-9A-Za-z_\-]{10,}"), "AIza[redacted]"),
     (re.compile(r"(?i)bearer\s+[^\s\"',;]+"), "Bearer [redacted]"),
-    (re.compile(r"(?i)\b(key|api_key|apikey)=[^&\s\"']+"), r"\1=[redacted]"),
+    (re.compile(r"(?i)([a-z0-9_\-]*key)=[^&\s\"']+"), r"\1=[redacted]"),
     (re.compile(r"wb-[A-Za-z0-9_\-]{20,}"), "wb-[redacted]"),
 ]
 
