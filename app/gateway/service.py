@@ -58,6 +58,7 @@ class StreamServed:
 class _HoldRef:
     id: int
     wallet: str
+    wallet_id: int
     amount: int
 
 
@@ -176,18 +177,22 @@ def _hold_for(flight: _Flight, step: Step) -> bool:
     if flight.hold and flight.hold.wallet == wallet and flight.hold.amount >= amount:
         return True
     wallet_id = wallets_of(flight.principal.user_id)[wallet].id
+    old = flight.hold
     try:
         with write_transaction():
-            if flight.hold:
-                holds.void(flight.hold.id)
-                flight.hold = None
+            # Two wallets in one transaction: lock them in id order so crossing fallbacks cannot deadlock.
+            void_first = old is not None and old.wallet_id < wallet_id
+            if void_first:
+                holds.void(old.id)
             hold = holds.reserve(wallet_id, amount, memo=f"{flight.receipt_id} {flight.model.id}",
                                  upstream_started=True)
+            if old is not None and not void_first:
+                holds.void(old.id)
             _upsert_receipt(flight, hold_id=hold.id)
     except holds.InsufficientBalance:
         flight.shortfalls[wallet] = max(flight.shortfalls.get(wallet, 0), amount)
         return False
-    flight.hold = _HoldRef(hold.id, wallet, amount)
+    flight.hold = _HoldRef(hold.id, wallet, wallet_id, amount)
     return True
 
 
@@ -368,7 +373,7 @@ def _finish(flight: _Flight, status: str, stage: str | None, error: str) -> None
         if flight.hold:
             holds.void(flight.hold.id)
         _upsert_receipt(flight, status=status, failure_stage=stage, error_message=redact(error)[:2000],
-                        latency_ms=flight.elapsed_ms(), stream=flight.stream)
+                        latency_ms=flight.elapsed_ms())
         _write_attempts(flight)
 
 

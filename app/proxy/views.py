@@ -1,7 +1,7 @@
 """Views of /v1. Bearer keys only: this blueprint never reads the session cookie."""
 from __future__ import annotations
 
-from flask import Response, jsonify, request, stream_with_context
+from flask import Response, current_app, jsonify, request, stream_with_context
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.gateway.catalog import models_for
@@ -30,6 +30,17 @@ def error_response(error: GatewayError) -> Response:
 @bp.errorhandler(GatewayError)
 def on_gateway_error(error: GatewayError):
     return error_response(error)
+
+
+@bp.errorhandler(Exception)
+def on_unexpected_error(error: Exception):
+    """Anything else still answers in OpenAI's envelope; the details go to the log only."""
+    from werkzeug.exceptions import HTTPException
+    if isinstance(error, HTTPException):
+        return error_response(GatewayError(error.code or 500, "invalid_request" if (error.code or 500) < 500
+                                           else "internal_error", error.description or error.name))
+    current_app.logger.exception("unexpected error in /v1")
+    return error_response(GatewayError(500, "internal_error", "Waybill hit an internal error"))
 
 
 def bearer_key() -> str | None:

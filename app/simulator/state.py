@@ -1,6 +1,7 @@
 """Fault profiles per channel and the request log, shared by every simulator thread."""
 from __future__ import annotations
 
+import random
 import threading
 import time
 from collections import deque
@@ -8,6 +9,11 @@ from dataclasses import asdict, dataclass, field, fields
 
 MAX_HANG_S = 300.0  # a hang still ends, so no test or bench can wait forever
 LOG_LIMIT = 20_000
+# What chaos picks from: the failures a real upstream shows.
+CHAOS_FAULTS = [
+    {"status": 503}, {"status": 500}, {"status": 429, "retry_after": 1}, {"drop": True},
+    {"cut_after": 2}, {"omit_usage": True}, {"latency_ms": 50}, {"bad_body": True},
+]
 
 
 @dataclass
@@ -27,6 +33,7 @@ class Fault:
     reply_tokens: int = 12             # completion length in tokens (one word each)
     cached_tokens: int = 0             # prompt tokens reported as served from cache
     times: int | None = None           # apply to the next N requests only, then heal
+    chaos: float = 0.0                 # chance that a request gets one of CHAOS_FAULTS instead
 
     @classmethod
     def from_dict(cls, data: dict) -> "Fault":
@@ -57,6 +64,7 @@ class SimulatorState:
         self._lock = threading.Lock()
         self._faults: dict[str, Fault] = {}
         self._log: deque[LoggedRequest] = deque(maxlen=LOG_LIMIT)
+        self._random = random.Random(1234)  # chaos is reproducible run to run
 
     def set_fault(self, channel: str, fault: Fault) -> None:
         with self._lock:
@@ -77,6 +85,8 @@ class SimulatorState:
                 fault.times -= 1
                 if fault.times <= 0:
                     del self._faults[channel]
+            if fault.chaos and self._random.random() < fault.chaos:
+                return Fault(**self._random.choice(CHAOS_FAULTS))
             return fault
 
     def record(self, entry: LoggedRequest) -> None:

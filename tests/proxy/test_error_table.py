@@ -1,6 +1,7 @@
 """Every row of the contract's error table, plus the /v1 read endpoints, seen by real clients."""
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import openai
@@ -32,9 +33,9 @@ def _chat(client: openai.OpenAI, **extra):
                                           messages=extra.pop("messages", QUESTION), **extra)
 
 
-def _gateway_key() -> ApiKey:
+def _key_of(secret: str) -> ApiKey:
     db.session.rollback()
-    return db.session.scalar(db.select(ApiKey).order_by(ApiKey.id))
+    return db.session.scalar(db.select(ApiKey).where(ApiKey.key_hash == hash_key(secret)))
 
 
 def _update_key(key_id: int, **values) -> None:
@@ -60,18 +61,19 @@ def _disable(*channels: str) -> None:
     forget_cached_routes()
 
 
-def _sdk_error(call) -> tuple[int, dict, requests.structures.CaseInsensitiveDict]:
-    """Status, error envelope and headers of an error the SDK raised."""
+def _sdk_error(call) -> tuple[int, str, object]:
+    """Status, body text and headers of an error the SDK raised."""
     with pytest.raises(openai.APIStatusError) as caught:
         call()
     response = caught.value.response
-    return response.status_code, response.json(), response.headers
+    return response.status_code, response.text, response.headers
 
 
-def _check(status: int, envelope: dict, headers, expected_status: int, code: str, authenticated: bool = True,
+def _check(status: int, text: str, headers, expected_status: int, code: str, authenticated: bool = True,
            owner_client: openai.OpenAI | None = None) -> dict | None:
     """The shared assertions of a row: status, envelope, retry hint, receipt header; returns the receipt."""
-    assert status == expected_status, envelope
+    assert status == expected_status, text[:500]
+    envelope = json.loads(text)
     error = envelope["error"]
     assert error["code"] == code
     assert isinstance(error["message"], str) and error["message"]
@@ -93,6 +95,10 @@ def _check(status: int, envelope: dict, headers, expected_status: int, code: str
     return receipt
 
 
+def _message(text: str) -> str:
+    return json.loads(text)["error"]["message"]
+
+
 # --- 400 invalid_request -------------------------------------------------------------------------
 
 def test_malformed_json_is_400_invalid_request(gateway, live_server, openai_client):
@@ -100,7 +106,7 @@ def test_malformed_json_is_400_invalid_request(gateway, live_server, openai_clie
     response = requests.post(f"{live_server}/v1/chat/completions", data=b'{"model": "gpt-4o-mini", "messages": [',
                              headers={"Authorization": f"Bearer {gateway.key}", "Content-Type": "application/json"},
                              timeout=30)
-    _check(response.status_code, response.json(), response.headers, 400, "invalid_request",
+    _check(response.status_code, response.text, response.headers, 400, "invalid_request",
            owner_client=openai_client)
     assert gateway.sim.log() == []
     assert gateway.balances() == before
@@ -109,10 +115,10 @@ def test_malformed_json_is_400_invalid_request(gateway, live_server, openai_clie
 
 def test_missing_messages_is_400_invalid_request(gateway, openai_client):
     before = gateway.balances()
-    status, envelope, headers = _sdk_error(
+    status, text, headers = _sdk_error(
         lambda: openai_client.post("/chat/completions", body={"model": "gpt-4o-mini"}, cast_to=object))
-    _check(status, envelope, headers, 400, "invalid_request", owner_client=openai_client)
-    assert "messages" in envelope["error"]["message"]
+    _check(status, text, headers, 400, "invalid_request", owner_client=openai_client)
+    assert "messages" in _message(text)
     assert gateway.sim.log() == []
     assert gateway.balances() == before
     assert_ledger_green()
@@ -120,9 +126,9 @@ def test_missing_messages_is_400_invalid_request(gateway, openai_client):
 
 def test_negative_max_tokens_is_400_invalid_request(gateway, openai_client):
     before = gateway.balances()
-    status, envelope, headers = _sdk_error(lambda: _chat(openai_client, max_tokens=-5))
-    _check(status, envelope, headers, 400, "invalid_request", owner_client=openai_client)
-    assert "max_tokens" in envelope["error"]["message"]
+    status, text, headers = _sdk_error(lambda: _chat(openai_client, max_tokens=-5))
+    _check(status, text, headers, 400, "invalid_request", owner_client=openai_client)
+    assert "max_tokens" in _message(text)
     assert gateway.sim.log() == []
     assert gateway.balances() == before
     assert_ledger_green()
@@ -134,7 +140,7 @@ def test_missing_key_is_401(gateway, live_server):
     before = gateway.balances()
     response = requests.post(f"{live_server}/v1/chat/completions", json={"model": "gpt-4o-mini", "messages": QUESTION},
                              timeout=30)
-    _check(response.status_code, response.json(), response.headers, 401, "invalid_api_key", authenticated=False)
+    _check(response.status_code, response.text, response.headers, 401, "invalid_api_key", authenticated=False)
     assert gateway.sim.log() == []
     assert gateway.balances() == before
     assert_ledger_green()
@@ -142,8 +148,8 @@ def test_missing_key_is_401(gateway, live_server):
 
 def test_unknown_key_is_401(gateway, live_server):
     before = gateway.balances()
-    status, envelope, headers = _sdk_error(lambda: _chat(_client(live_server, "wb-not-a-real-key")))
-    _check(status, envelope, headers, 401, "invalid_api_key", authenticated=False)
+    status, text, headers = _sdk_error(lambda: _chat(_client(live_server, "wb-not-a-real-key")))
+    _check(status, text, headers, 401, "invalid_api_key", authenticated=False)
     assert gateway.sim.log() == []
     assert gateway.balances() == before
     assert_ledger_green()
@@ -155,8 +161,8 @@ def test_revoked_key_is_401(gateway, live_server):
     assert client.models.list().data, "the key works before it is revoked"
     assert revoke_key(gateway.user_id, issued.key.id)
     before = gateway.balances()
-    status, envelope, headers = _sdk_error(lambda: _chat(client))
-    _check(status, envelope, headers, 401, "invalid_api_key", authenticated=False)
+    status, text, headers = _sdk_error(lambda: _chat(client))
+    _check(status, text, headers, 401, "invalid_api_key", authenticated=False)
     assert gateway.sim.log() == []
     assert gateway.balances() == before
     assert_ledger_green()
@@ -166,8 +172,8 @@ def test_expired_key_is_401(gateway, live_server):
     issued = issue_key(_user(gateway.user_id), "to expire")
     _update_key(issued.key.id, expires_at=utcnow() - timedelta(minutes=1))
     before = gateway.balances()
-    status, envelope, headers = _sdk_error(lambda: _chat(_client(live_server, issued.secret)))
-    _check(status, envelope, headers, 401, "invalid_api_key", authenticated=False)
+    status, text, headers = _sdk_error(lambda: _chat(_client(live_server, issued.secret)))
+    _check(status, text, headers, 401, "invalid_api_key", authenticated=False)
     assert gateway.sim.log() == []
     assert gateway.balances() == before
     assert_ledger_green()
@@ -179,9 +185,9 @@ def test_wallets_too_small_for_the_hold_is_402_naming_them(gateway, live_server,
     poor = make_user("poor@example.com", credit_usd="0.000001", routed_usd="0.000001")
     client = _client(live_server, issue_key(poor, "poor").secret)
     before, rich_before = _balances(poor.id), gateway.balances()
-    status, envelope, headers = _sdk_error(lambda: _chat(client))
-    receipt = _check(status, envelope, headers, 402, "insufficient_balance", owner_client=client)
-    message = envelope["error"]["message"]
+    status, text, headers = _sdk_error(lambda: _chat(client))
+    receipt = _check(status, text, headers, 402, "insufficient_balance", owner_client=client)
+    message = _message(text)
     assert "credit" in message and "routed" in message, message
     assert "max_tokens" in message
     assert headers["X-Waybill-Receipt"] in message
@@ -193,10 +199,10 @@ def test_wallets_too_small_for_the_hold_is_402_naming_them(gateway, live_server,
 
 
 def test_key_spend_cap_reached_is_402(gateway, openai_client):
-    _update_key(_gateway_key().id, spend_cap=1, spent=1)
+    _update_key(_key_of(gateway.key).id, spend_cap=1, spent=1)
     before = gateway.balances()
-    status, envelope, headers = _sdk_error(lambda: _chat(openai_client))
-    _check(status, envelope, headers, 402, "key_spend_cap", owner_client=openai_client)
+    status, text, headers = _sdk_error(lambda: _chat(openai_client))
+    _check(status, text, headers, 402, "key_spend_cap", owner_client=openai_client)
     assert gateway.sim.log() == []
     assert gateway.balances() == before
     assert_ledger_green()
@@ -208,8 +214,8 @@ def test_model_outside_the_key_scope_is_403(gateway, live_server):
     client = _client(live_server, issue_key(_user(gateway.user_id), "embeddings only",
                                             models=["text-embedding-3-small"]).secret)
     before = gateway.balances()
-    status, envelope, headers = _sdk_error(lambda: _chat(client))
-    _check(status, envelope, headers, 403, "model_not_allowed", owner_client=client)
+    status, text, headers = _sdk_error(lambda: _chat(client))
+    _check(status, text, headers, 403, "model_not_allowed", owner_client=client)
     assert gateway.sim.log() == []
     assert gateway.balances() == before
     assert_ledger_green()
@@ -217,8 +223,8 @@ def test_model_outside_the_key_scope_is_403(gateway, live_server):
 
 def test_unknown_model_is_404(gateway, openai_client):
     before = gateway.balances()
-    status, envelope, headers = _sdk_error(lambda: _chat(openai_client, model="no-such-model"))
-    _check(status, envelope, headers, 404, "model_not_found", owner_client=openai_client)
+    status, text, headers = _sdk_error(lambda: _chat(openai_client, model="no-such-model"))
+    _check(status, text, headers, 404, "model_not_found", owner_client=openai_client)
     assert gateway.sim.log() == []
     assert gateway.balances() == before
     assert_ledger_green()
@@ -228,8 +234,8 @@ def test_body_over_the_limit_is_413(gateway, openai_client, app):
     app.config["MAX_CONTENT_LENGTH"] = 2000
     before = gateway.balances()
     big = [{"role": "user", "content": "x" * 5000}]
-    status, envelope, headers = _sdk_error(lambda: _chat(openai_client, messages=big))
-    _check(status, envelope, headers, 413, "request_too_large", owner_client=openai_client)
+    status, text, headers = _sdk_error(lambda: _chat(openai_client, messages=big))
+    _check(status, text, headers, 413, "request_too_large", owner_client=openai_client)
     assert gateway.sim.log() == []
     assert gateway.balances() == before
     assert_ledger_green()
@@ -238,12 +244,12 @@ def test_body_over_the_limit_is_413(gateway, openai_client, app):
 # --- 429 ---------------------------------------------------------------------------------------
 
 def test_requests_over_the_key_rpm_limit_are_429_with_retry_after(gateway, openai_client):
-    _update_key(_gateway_key().id, rpm_limit=1)
+    _update_key(_key_of(gateway.key).id, rpm_limit=1)
     _chat(openai_client)
     assert len(gateway.sim.log("primary")) == 1
     before = gateway.balances()
-    status, envelope, headers = _sdk_error(lambda: _chat(openai_client))
-    _check(status, envelope, headers, 429, "rate_limited", owner_client=openai_client)
+    status, text, headers = _sdk_error(lambda: _chat(openai_client))
+    _check(status, text, headers, 429, "rate_limited", owner_client=openai_client)
     assert int(headers["Retry-After"]) > 0
     assert len(gateway.sim.log("primary")) == 1, "a rate-limited request never reaches an upstream"
     assert gateway.balances() == before
@@ -256,10 +262,10 @@ def test_every_channel_failing_is_502_naming_each_attempt(gateway, openai_client
     gateway.sim.set_fault("primary", status=503)
     gateway.sim.set_fault("backup", status=503)
     before = gateway.balances()
-    status, envelope, headers = _sdk_error(lambda: _chat(openai_client))
-    receipt = _check(status, envelope, headers, 502, "all_routes_failed", owner_client=openai_client)
+    status, text, headers = _sdk_error(lambda: _chat(openai_client))
+    receipt = _check(status, text, headers, 502, "all_routes_failed", owner_client=openai_client)
     receipt_id = headers["X-Waybill-Receipt"]
-    assert envelope["error"]["message"] == f"gpt-4o-mini: primary 503, backup 503; receipt {receipt_id}"
+    assert _message(text) == f"gpt-4o-mini: primary 503, backup 503; receipt {receipt_id}"
     assert receipt["status"] == "failed"
     assert [(a["channel"], a["outcome"], a["http_status"]) for a in receipt["attempts"]] == [
         ("primary", "error", 503), ("backup", "error", 503)]
@@ -270,9 +276,9 @@ def test_every_channel_failing_is_502_naming_each_attempt(gateway, openai_client
 def test_every_channel_disabled_is_503_no_route_available(gateway, openai_client):
     _disable("primary", "backup")
     before = gateway.balances()
-    status, envelope, headers = _sdk_error(lambda: _chat(openai_client))
-    receipt = _check(status, envelope, headers, 503, "no_route_available", owner_client=openai_client)
-    assert "disabled" in envelope["error"]["message"]
+    status, text, headers = _sdk_error(lambda: _chat(openai_client))
+    receipt = _check(status, text, headers, 503, "no_route_available", owner_client=openai_client)
+    assert "disabled" in _message(text)
     assert [(a["channel"], a["outcome"], a["error_class"]) for a in receipt["attempts"]] == [
         ("primary", "skipped", "disabled"), ("backup", "skipped", "disabled")]
     assert gateway.sim.log() == []
@@ -284,8 +290,8 @@ def test_key_lanes_excluding_every_usable_step_is_503(gateway, live_server):
     client = _client(live_server, issue_key(_user(gateway.user_id), "routed only", lanes=["routed"]).secret)
     _disable("backup")
     before = gateway.balances()
-    status, envelope, headers = _sdk_error(lambda: _chat(client))
-    receipt = _check(status, envelope, headers, 503, "no_route_available", owner_client=client)
+    status, text, headers = _sdk_error(lambda: _chat(client))
+    receipt = _check(status, text, headers, 503, "no_route_available", owner_client=client)
     assert [(a["channel"], a["outcome"], a["error_class"]) for a in receipt["attempts"]] == [
         ("primary", "skipped", "lane_not_allowed"), ("backup", "skipped", "disabled")]
     assert gateway.sim.log() == []
