@@ -77,3 +77,11 @@ def write_transaction() -> Iterator[None]:
         raise
     finally:
         session.info.pop(IN_WRITE, None)
+
+
+def execute(statement, parameters=None):
+    """Run a Core statement on the session's connection, skipping the ORM's execute layer.
+
+    For the request hot path: the ORM's per-statement bookkeeping costs more than the SQL.
+    """
+    return db.session.connection().execute(statement, parameters)

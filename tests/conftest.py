@@ -72,6 +72,18 @@ def database_url(migrated_template, tmp_path) -> str:
     return f"sqlite:///{path}"
 
 
+@pytest.fixture(autouse=True)
+def fresh_caches():
+    """Each test has its own database, so no in-process cache may carry over from another."""
+    from app.accounts.service import forget_cached_keys
+    from app.billing.wallets import forget_cached_wallet_ids
+    from app.routing.health import forget_cached_health
+    from app.routing.planner import forget_cached_routes
+    for forget in (forget_cached_keys, forget_cached_wallet_ids, forget_cached_health, forget_cached_routes):
+        forget()
+    yield
+
+
 @pytest.fixture
 def app(database_url, instance_dir):
     from app import create_app

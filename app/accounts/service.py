@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -99,10 +100,11 @@ def issue_key(user: User, name: str = "default", models: list[str] | None = None
 
 def verify_key(secret: str, now: datetime | None = None) -> ApiKey | None:
     """Return the usable key matching a presented secret, else None."""
-    key = db.session.scalar(db.select(ApiKey).where(ApiKey.key_hash == hash_key(secret)))
-    if key is None or not key.is_usable(now or utcnow()) or key.user.disabled:
+    row = db.session.execute(db.select(ApiKey, User.disabled).join(User, User.id == ApiKey.user_id)
+                             .where(ApiKey.key_hash == hash_key(secret))).first()
+    if row is None or not row[0].is_usable(now or utcnow()) or row[1]:
         return None
-    return key
+    return row[0]
 
 
 def revoke_key(user_id: int, key_id: int) -> bool:
@@ -112,4 +114,43 @@ def revoke_key(user_id: int, key_id: int) -> bool:
             update(ApiKey).where(ApiKey.id == key_id, ApiKey.user_id == user_id).values(revoked=True)
             .execution_options(synchronize_session=False)
         ).rowcount
+    forget_cached_keys()
     return revoked == 1
+
+
+@dataclass(frozen=True)
+class KeyGrant:
+    """What a verified key allows, detached from the session so it can be cached."""
+
+    user_id: int
+    key_id: int
+    lanes: tuple[str, ...]
+    models: tuple[str, ...] | None
+    rpm_limit: int | None
+    spend_cap: int | None
+    spent: int
+
+
+KEY_CACHE_TTL_S = 1.0  # a revoked or changed key takes effect within this on every worker
+_grants: dict[str, tuple[float, KeyGrant | None]] = {}
+
+
+def lookup_key(secret: str) -> KeyGrant | None:
+    """verify_key for the request path, cached for a second per process."""
+    digest, now = hash_key(secret), time.monotonic()
+    cached = _grants.get(digest)
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    key = verify_key(secret)
+    grant = None if key is None else KeyGrant(
+        key.user_id, key.id, tuple(key.lanes or LANE_NAMES), tuple(key.models) if key.models is not None else None,
+        key.rpm_limit, key.spend_cap, key.spent)
+    if len(_grants) > 10_000:
+        _grants.clear()  # bounded: a flood of unknown keys must not grow it without end
+    _grants[digest] = (now + KEY_CACHE_TTL_S, grant)
+    return grant
+
+
+def forget_cached_keys() -> None:
+    """Drop this process's cached key lookups."""
+    _grants.clear()

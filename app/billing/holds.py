@@ -6,13 +6,17 @@ from typing import Callable
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import update
+from sqlalchemy import insert, update
 
-from app.billing.models import EntryKind, Hold, HoldStatus, LedgerEntry, Wallet
-from app.billing.wallets import post_entry
-from app.database import utcnow, write_transaction
+from app.billing.models import EntryKind, Hold, HoldStatus, Wallet
+from app.billing.wallets import PostedEntry, post_entry
+from app.database import execute, utcnow, write_transaction
 from app.errors import ServiceError
 from app.extensions import db
+
+
+# Core tables: the hot path skips the ORM's bulk-update machinery, which costs more than the SQL.
+WALLET, HOLD = Wallet.__table__, Hold.__table__
 
 
 class InsufficientBalance(ServiceError):
@@ -30,11 +34,20 @@ class Settlement:
     hold_id: int
     charged: int
     underpaid: bool
-    entry: LedgerEntry | None
+    entry: PostedEntry | None
+
+
+@dataclass(frozen=True)
+class ReservedHold:
+    """A hold just placed."""
+
+    id: int
+    wallet_id: int
+    amount: int
 
 
 def reserve(wallet_id: int, amount: int, memo: str = "", ttl_s: int | None = None,
-            upstream_started: bool = False) -> Hold:
+            upstream_started: bool = False) -> ReservedHold:
     """Reserve amount on a wallet with one guarded statement, or raise InsufficientBalance.
 
     A caller that sends upstream right after reserving passes upstream_started=True, saving a
@@ -44,21 +57,20 @@ def reserve(wallet_id: int, amount: int, memo: str = "", ttl_s: int | None = Non
         raise ValueError("a hold cannot be negative")
     ttl = ttl_s if ttl_s is not None else current_app.config["WAYBILL_HOLD_TTL_S"]
     with write_transaction():
-        taken = db.session.execute(
-            update(Wallet)
-            .where(Wallet.id == wallet_id, Wallet.balance - Wallet.reserved >= amount)
-            .values(reserved=Wallet.reserved + amount)
-            .execution_options(synchronize_session=False)
+        taken = execute(
+            update(WALLET)
+            .where(WALLET.c.id == wallet_id, WALLET.c.balance - WALLET.c.reserved >= amount)
+            .values(reserved=WALLET.c.reserved + amount)
         ).rowcount
         if taken != 1:
             raise InsufficientBalance(f"wallet {wallet_id} cannot cover a hold of {amount} µ$")
         now = utcnow()
-        hold = Hold(wallet_id=wallet_id, amount=amount, memo=memo[:200], created_at=now,
-                    deadline=now + timedelta(seconds=ttl), status=HoldStatus.OPEN.value,
-                    upstream_started=upstream_started)
-        db.session.add(hold)
-        db.session.flush()
-    return hold
+        hold_id = execute(
+            insert(HOLD).returning(HOLD.c.id),
+            {"wallet_id": wallet_id, "amount": amount, "memo": memo[:200], "created_at": now,
+             "deadline": now + timedelta(seconds=ttl), "status": HoldStatus.OPEN.value,
+             "upstream_started": upstream_started, "underpaid": False, "needs_review": False}).scalar_one()
+    return ReservedHold(hold_id, wallet_id, amount)
 
 
 def mark_upstream_started(hold_id: int) -> None:
@@ -70,17 +82,17 @@ def mark_upstream_started(hold_id: int) -> None:
         )
 
 
-def _close(hold_id: int, status: HoldStatus, **values) -> Hold:
-    """Move an open hold to its final status in one statement; raise HoldClosed if it had ended."""
-    closed = db.session.execute(
-        update(Hold)
-        .where(Hold.id == hold_id, Hold.status == HoldStatus.OPEN.value)
+def _close(hold_id: int, status: HoldStatus, **values) -> tuple[int, int, str]:
+    """End an open hold in one statement; return its wallet, amount and memo, or raise HoldClosed."""
+    row = execute(
+        update(HOLD)
+        .where(HOLD.c.id == hold_id, HOLD.c.status == HoldStatus.OPEN.value)
         .values(status=status.value, closed_at=utcnow(), **values)
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    if closed != 1:
+        .returning(HOLD.c.wallet_id, HOLD.c.amount, HOLD.c.memo)
+    ).first()
+    if row is None:
         raise HoldClosed(f"hold {hold_id} has already ended")
-    return db.session.get(Hold, hold_id, populate_existing=True)
+    return row[0], row[1], row[2]
 
 
 def void(hold_id: int) -> None:
@@ -90,12 +102,8 @@ def void(hold_id: int) -> None:
 
 
 def _void_locked(hold_id: int) -> None:
-    hold = _close(hold_id, HoldStatus.VOIDED, charged=0)
-    db.session.execute(
-        update(Wallet).where(Wallet.id == hold.wallet_id)
-        .values(reserved=Wallet.reserved - hold.amount)
-        .execution_options(synchronize_session=False)
-    )
+    wallet_id, amount, _memo = _close(hold_id, HoldStatus.VOIDED, charged=0)
+    execute(update(WALLET).where(WALLET.c.id == wallet_id).values(reserved=WALLET.c.reserved - amount))
 
 
 def settle(hold_id: int, charge: int, memo: str = "", review: bool = False) -> Settlement:
@@ -110,31 +118,33 @@ def settle(hold_id: int, charge: int, memo: str = "", review: bool = False) -> S
         return _settle_locked(hold_id, charge, memo, review)
 
 
+def _charge_wallet(wallet_id: int, charge: int, held: int) -> int | None:
+    """Take charge and release held in one guarded statement; None if the excess is not there."""
+    return execute(
+        update(WALLET)
+        .where(WALLET.c.id == wallet_id, WALLET.c.balance - WALLET.c.reserved >= charge - held)
+        .values(balance=WALLET.c.balance - charge, reserved=WALLET.c.reserved - held)
+        .returning(WALLET.c.balance)
+    ).scalar()
+
+
 def _settle_locked(hold_id: int, charge: int, memo: str, review: bool) -> Settlement:
-    hold = db.session.get(Hold, hold_id, populate_existing=True)
-    if hold is None:
-        raise HoldClosed(f"hold {hold_id} does not exist")
-    # Lock the wallet row (PostgreSQL; SQLite already holds the write lock) so the cap below
-    # is computed from the balance the guarded update will see.
-    wallet = db.session.scalar(
-        db.select(Wallet).where(Wallet.id == hold.wallet_id)
-        .with_for_update().execution_options(populate_existing=True)
-    )
-    payable = min(charge, hold.amount + wallet.available)
-    _close(hold_id, HoldStatus.SETTLED, charged=payable, underpaid=payable < charge,
-           needs_review=review)
-    balance_after = db.session.execute(
-        update(Wallet)
-        .where(Wallet.id == wallet.id, Wallet.balance - Wallet.reserved >= payable - hold.amount)
-        .values(balance=Wallet.balance - payable, reserved=Wallet.reserved - hold.amount)
-        .returning(Wallet.balance)
-        .execution_options(synchronize_session=False)
-    ).scalar_one()
+    wallet_id, held, hold_memo = _close(hold_id, HoldStatus.SETTLED, charged=charge, needs_review=review)
+    payable = charge
+    balance_after = _charge_wallet(wallet_id, charge, held)
+    if balance_after is None:
+        # The wallet cannot pay the excess over the hold: lock it (PostgreSQL; SQLite already
+        # holds the write lock), cap the charge at what it holds, and flag the hold underpaid.
+        balance, reserved = db.session.execute(
+            db.select(Wallet.balance, Wallet.reserved).where(Wallet.id == wallet_id).with_for_update()).one()
+        payable = held + (balance - reserved)
+        db.session.execute(update(Hold).where(Hold.id == hold_id).values(charged=payable, underpaid=True)
+                           .execution_options(synchronize_session=False))
+        balance_after = _charge_wallet(wallet_id, payable, held)
     entry = None
     if payable > 0:
-        entry = post_entry(wallet.id, EntryKind.CHARGE, -payable, balance_after,
-                           memo or hold.memo, hold_id=hold.id)
-    return Settlement(hold_id=hold.id, charged=payable, underpaid=payable < charge, entry=entry)
+        entry = post_entry(wallet_id, EntryKind.CHARGE, -payable, balance_after, memo or hold_memo, hold_id=hold_id)
+    return Settlement(hold_id=hold_id, charged=payable, underpaid=payable < charge, entry=entry)
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,12 @@
 """Opening wallets and crediting them; every movement writes a ledger entry."""
 from __future__ import annotations
 
-from sqlalchemy import update
+from dataclasses import dataclass
+
+from sqlalchemy import insert, update
 
 from app.billing.models import EntryKind, LedgerEntry, Wallet, WalletKind
-from app.database import write_transaction
+from app.database import execute, utcnow, write_transaction
 from app.errors import ServiceError
 from app.extensions import db
 
@@ -26,6 +28,24 @@ def wallets_of(user_id: int) -> dict[str, Wallet]:
     return {w.kind: w for w in rows}
 
 
+_wallet_ids: dict[int, dict[str, int]] = {}
+
+
+def wallet_ids(user_id: int) -> dict[str, int]:
+    """A user's wallet ids by kind, cached in-process: they never change once opened."""
+    ids = _wallet_ids.get(user_id)
+    if ids is None:
+        ids = dict(db.session.execute(db.select(Wallet.kind, Wallet.id).where(Wallet.user_id == user_id)).all())
+        if len(ids) == len(WalletKind):
+            _wallet_ids[user_id] = ids
+    return ids
+
+
+def forget_cached_wallet_ids() -> None:
+    """Drop the cache, for a process that reuses ids against a new database (tests)."""
+    _wallet_ids.clear()
+
+
 def wallet_of(user_id: int, kind: str) -> Wallet:
     """Return one of a user's wallets."""
     if kind not in {k.value for k in WalletKind}:
@@ -38,17 +58,28 @@ def wallet_of(user_id: int, kind: str) -> Wallet:
     return wallet
 
 
+@dataclass(frozen=True)
+class PostedEntry:
+    """A ledger entry just written."""
+
+    id: int
+    wallet_id: int
+    amount: int
+    balance_after: int
+
+
 def post_entry(wallet_id: int, kind: EntryKind, amount: int, balance_after: int,
-               memo: str = "", hold_id: int | None = None) -> LedgerEntry:
-    """Append a ledger entry inside the caller's write transaction."""
-    entry = LedgerEntry(wallet_id=wallet_id, kind=kind.value, amount=amount,
-                        balance_after=balance_after, memo=memo[:200], hold_id=hold_id)
-    db.session.add(entry)
-    db.session.flush()
-    return entry
+               memo: str = "", hold_id: int | None = None) -> PostedEntry:
+    """Append a ledger entry inside the caller's write transaction (one INSERT, on the hot path)."""
+    table = LedgerEntry.__table__
+    entry_id = execute(
+        insert(table).returning(table.c.id),
+        {"wallet_id": wallet_id, "kind": kind.value, "amount": amount, "balance_after": balance_after,
+         "memo": memo[:200], "hold_id": hold_id, "created_at": utcnow()}).scalar_one()
+    return PostedEntry(entry_id, wallet_id, amount, balance_after)
 
 
-def credit(wallet_id: int, amount: int, kind: EntryKind = EntryKind.TOPUP, memo: str = "") -> LedgerEntry:
+def credit(wallet_id: int, amount: int, kind: EntryKind = EntryKind.TOPUP, memo: str = "") -> PostedEntry:
     """Add a positive amount to a wallet's balance with its ledger entry."""
     if not isinstance(amount, int) or amount <= 0:
         raise InvalidAmount("the amount must be greater than zero")

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from sqlalchemy import func
 
-from app.accounts.service import verify_key
+from app.accounts.service import lookup_key
 from app.database import utcnow
 from app.extensions import db
 from app.gateway.errors import GatewayError
@@ -29,12 +29,11 @@ class Principal:
 
 def authenticate(secret: str | None) -> Principal:
     """Resolve a presented key, or raise 401 invalid_api_key."""
-    key = verify_key(secret) if secret else None
-    if key is None:
+    grant = lookup_key(secret) if secret else None
+    if grant is None:
         raise GatewayError(401, "invalid_api_key", "missing, unknown, revoked or expired API key")
-    return Principal(user_id=key.user_id, api_key_id=key.id, lanes=tuple(key.lanes or ALL_LANES),
-                     models=tuple(key.models) if key.models is not None else None,
-                     rpm_limit=key.rpm_limit, spend_cap=key.spend_cap, spent=key.spent)
+    return Principal(user_id=grant.user_id, api_key_id=grant.key_id, lanes=grant.lanes, models=grant.models,
+                     rpm_limit=grant.rpm_limit, spend_cap=grant.spend_cap, spent=grant.spent)
 
 
 def for_user(user_id: int) -> Principal:
