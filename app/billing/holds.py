@@ -6,7 +6,7 @@ from typing import Callable
 from datetime import datetime, timedelta
 
 from flask import current_app
-from sqlalchemy import insert, update
+from sqlalchemy import bindparam, insert, update
 
 from app.billing.models import EntryKind, Hold, HoldStatus, Wallet
 from app.billing.wallets import PostedEntry, post_entry
@@ -15,8 +15,25 @@ from app.errors import ServiceError
 from app.extensions import db
 
 
-# Core tables: the hot path skips the ORM's bulk-update machinery, which costs more than the SQL.
+# Statements built once with bound parameters: the hot path skips the ORM layer and the cost
+# of compiling and cache-keying a fresh statement per request, which is larger than the SQL's.
 WALLET, HOLD = Wallet.__table__, Hold.__table__
+TAKE_HOLD = (update(WALLET)
+             .where(WALLET.c.id == bindparam("wallet"), WALLET.c.balance - WALLET.c.reserved >= bindparam("amount"))
+             .values(reserved=WALLET.c.reserved + bindparam("amount")))
+INSERT_HOLD = insert(HOLD).returning(HOLD.c.id)
+CLOSE_HOLD = (update(HOLD)
+              .where(HOLD.c.id == bindparam("hold"), HOLD.c.status == HoldStatus.OPEN.value)
+              .values(status=bindparam("new_status"), closed_at=bindparam("at"), charged=bindparam("charge"),
+                      needs_review=bindparam("review"))
+              .returning(HOLD.c.wallet_id, HOLD.c.amount, HOLD.c.memo))
+RELEASE_HOLD = update(WALLET).where(WALLET.c.id == bindparam("wallet")).values(
+    reserved=WALLET.c.reserved - bindparam("held"))
+CHARGE_WALLET = (update(WALLET)
+                 .where(WALLET.c.id == bindparam("wallet"),
+                        WALLET.c.balance - WALLET.c.reserved >= bindparam("charge") - bindparam("held"))
+                 .values(balance=WALLET.c.balance - bindparam("charge"), reserved=WALLET.c.reserved - bindparam("held"))
+                 .returning(WALLET.c.balance))
 
 
 class InsufficientBalance(ServiceError):
@@ -57,16 +74,12 @@ def reserve(wallet_id: int, amount: int, memo: str = "", ttl_s: int | None = Non
         raise ValueError("a hold cannot be negative")
     ttl = ttl_s if ttl_s is not None else current_app.config["WAYBILL_HOLD_TTL_S"]
     with write_transaction():
-        taken = execute(
-            update(WALLET)
-            .where(WALLET.c.id == wallet_id, WALLET.c.balance - WALLET.c.reserved >= amount)
-            .values(reserved=WALLET.c.reserved + amount)
-        ).rowcount
+        taken = execute(TAKE_HOLD, {"wallet": wallet_id, "amount": amount}).rowcount
         if taken != 1:
             raise InsufficientBalance(f"wallet {wallet_id} cannot cover a hold of {amount} µ$")
         now = utcnow()
         hold_id = execute(
-            insert(HOLD).returning(HOLD.c.id),
+            INSERT_HOLD,
             {"wallet_id": wallet_id, "amount": amount, "memo": memo[:200], "created_at": now,
              "deadline": now + timedelta(seconds=ttl), "status": HoldStatus.OPEN.value,
              "upstream_started": upstream_started, "underpaid": False, "needs_review": False}).scalar_one()
@@ -82,14 +95,10 @@ def mark_upstream_started(hold_id: int) -> None:
         )
 
 
-def _close(hold_id: int, status: HoldStatus, **values) -> tuple[int, int, str]:
+def _close(hold_id: int, status: HoldStatus, charge: int, review: bool = False) -> tuple[int, int, str]:
     """End an open hold in one statement; return its wallet, amount and memo, or raise HoldClosed."""
-    row = execute(
-        update(HOLD)
-        .where(HOLD.c.id == hold_id, HOLD.c.status == HoldStatus.OPEN.value)
-        .values(status=status.value, closed_at=utcnow(), **values)
-        .returning(HOLD.c.wallet_id, HOLD.c.amount, HOLD.c.memo)
-    ).first()
+    row = execute(CLOSE_HOLD, {"hold": hold_id, "new_status": status.value, "at": utcnow(), "charge": charge,
+                               "review": review}).first()
     if row is None:
         raise HoldClosed(f"hold {hold_id} has already ended")
     return row[0], row[1], row[2]
@@ -102,8 +111,8 @@ def void(hold_id: int) -> None:
 
 
 def _void_locked(hold_id: int) -> None:
-    wallet_id, amount, _memo = _close(hold_id, HoldStatus.VOIDED, charged=0)
-    execute(update(WALLET).where(WALLET.c.id == wallet_id).values(reserved=WALLET.c.reserved - amount))
+    wallet_id, amount, _memo = _close(hold_id, HoldStatus.VOIDED, charge=0)
+    execute(RELEASE_HOLD, {"wallet": wallet_id, "held": amount})
 
 
 def settle(hold_id: int, charge: int, memo: str = "", review: bool = False) -> Settlement:
@@ -120,16 +129,11 @@ def settle(hold_id: int, charge: int, memo: str = "", review: bool = False) -> S
 
 def _charge_wallet(wallet_id: int, charge: int, held: int) -> int | None:
     """Take charge and release held in one guarded statement; None if the excess is not there."""
-    return execute(
-        update(WALLET)
-        .where(WALLET.c.id == wallet_id, WALLET.c.balance - WALLET.c.reserved >= charge - held)
-        .values(balance=WALLET.c.balance - charge, reserved=WALLET.c.reserved - held)
-        .returning(WALLET.c.balance)
-    ).scalar()
+    return execute(CHARGE_WALLET, {"wallet": wallet_id, "charge": charge, "held": held}).scalar()
 
 
 def _settle_locked(hold_id: int, charge: int, memo: str, review: bool) -> Settlement:
-    wallet_id, held, hold_memo = _close(hold_id, HoldStatus.SETTLED, charged=charge, needs_review=review)
+    wallet_id, held, hold_memo = _close(hold_id, HoldStatus.SETTLED, charge=charge, review=review)
     payable = charge
     balance_after = _charge_wallet(wallet_id, charge, held)
     if balance_after is None:

@@ -58,6 +58,9 @@ def wallet_of(user_id: int, kind: str) -> Wallet:
     return wallet
 
 
+INSERT_ENTRY = insert(LedgerEntry.__table__).returning(LedgerEntry.__table__.c.id)
+
+
 @dataclass(frozen=True)
 class PostedEntry:
     """A ledger entry just written."""
@@ -71,9 +74,8 @@ class PostedEntry:
 def post_entry(wallet_id: int, kind: EntryKind, amount: int, balance_after: int,
                memo: str = "", hold_id: int | None = None) -> PostedEntry:
     """Append a ledger entry inside the caller's write transaction (one INSERT, on the hot path)."""
-    table = LedgerEntry.__table__
     entry_id = execute(
-        insert(table).returning(table.c.id),
+        INSERT_ENTRY,
         {"wallet_id": wallet_id, "kind": kind.value, "amount": amount, "balance_after": balance_after,
          "memo": memo[:200], "hold_id": hold_id, "created_at": utcnow()}).scalar_one()
     return PostedEntry(entry_id, wallet_id, amount, balance_after)
