@@ -4,6 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, String
+from sqlalchemy import true as sa_true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.billing.pricing import Price
@@ -33,6 +34,9 @@ class Model(db.Model):
     output_per_mtok: Mapped[int] = mapped_column(BigInteger)
     # Without a cached price of its own, cached input costs the input price.
     cached_input_per_mtok: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    # What the model accepts; a request it cannot take is refused before any upstream is tried.
+    supports_vision: Mapped[bool] = mapped_column(default=True, server_default=sa_true())
+    supports_tools: Mapped[bool] = mapped_column(default=True, server_default=sa_true())
     # A model new to the catalog stays hidden until an admin or a config file publishes it.
     published: Mapped[bool] = mapped_column(default=False)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -77,6 +77,8 @@ def parse_entry(key: str, entry: dict) -> dict | None:
         "mode": mode,
         "context_window": int(entry.get("max_input_tokens") or entry.get("max_tokens") or 0),
         "max_output_tokens": int(entry.get("max_output_tokens") or 0),
+        "supports_vision": bool(entry.get("supports_vision", False)),
+        "supports_tools": bool(entry.get("supports_function_calling", False)),
     }
     for column, litellm_field in PRICE_FIELDS.items():
         raw = entry.get(litellm_field)
@@ -141,7 +143,7 @@ def update_prices(model: Model, values: dict, source: str) -> list[str]:
 def _apply(model: Model, values: dict, source: str) -> list[str]:
     """Update one model's prices and limits in place."""
     changes = update_prices(model, values, source)
-    for column in ("context_window", "max_output_tokens", "mode"):
+    for column in ("context_window", "max_output_tokens", "mode", "supports_vision", "supports_tools"):
         if getattr(model, column) != values[column]:
             changes.append(f"{column} {getattr(model, column)} -> {values[column]}")
             setattr(model, column, values[column])

@@ -9,6 +9,10 @@ from app.gateway.errors import invalid_request
 DEFAULT_MAX_OUTPUT = 4096  # for models whose catalog entry gives no max output
 
 
+# The content part types OpenAI's chat API defines; anything else is refused, not forwarded.
+CONTENT_PART_TYPES = {"text", "image_url", "input_audio", "file", "refusal"}
+
+
 @dataclass(frozen=True)
 class ParsedRequest:
     """What the gateway needs to know of a client's body."""
@@ -20,6 +24,8 @@ class ParsedRequest:
     include_usage: bool
     max_tokens: int | None
     prompt_text: str
+    has_images: bool = False
+    has_tools: bool = False
 
 
 def estimate_tokens(text: str) -> int:
@@ -36,9 +42,20 @@ def parse_chat(body: object) -> ParsedRequest:
         raise invalid_request("'model' is required")
     if not isinstance(messages, list) or not messages:
         raise invalid_request("'messages' must be a non-empty list")
+    has_images = False
     for index, message in enumerate(messages):
         if not isinstance(message, dict) or not isinstance(message.get("role"), str):
             raise invalid_request(f"messages[{index}] must be an object with a 'role'")
+        content = message.get("content")
+        if isinstance(content, list):
+            for part in content:
+                kind = part.get("type") if isinstance(part, dict) else None
+                if kind not in CONTENT_PART_TYPES:
+                    raise invalid_request(f"messages[{index}] has an unknown content part type {kind!r}")
+                has_images = has_images or kind == "image_url"
+    tools = body.get("tools")
+    if tools is not None and not isinstance(tools, list):
+        raise invalid_request("'tools' must be a list")
     max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
     if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1):
         raise invalid_request("'max_tokens' must be a positive integer")
@@ -49,7 +66,7 @@ def parse_chat(body: object) -> ParsedRequest:
     if not isinstance(options, dict):
         raise invalid_request("'stream_options' must be an object")
     return ParsedRequest("chat", model, body, stream, bool(options.get("include_usage")), max_tokens,
-                         _messages_text(messages))
+                         _messages_text(messages), has_images=has_images, has_tools=bool(tools))
 
 
 def parse_embeddings(body: object) -> ParsedRequest:

@@ -22,7 +22,7 @@ from app.billing.pricing import Usage, charge_micros, format_usd
 from app.billing.wallets import wallet_ids, wallets_of
 from app.database import execute, utcnow, write_transaction
 from app.extensions import db
-from app.gateway.errors import GatewayError
+from app.gateway.errors import GatewayError, invalid_request
 from app.gateway.models import Attempt, Receipt
 from app.gateway.parsing import DEFAULT_MAX_OUTPUT, ParsedRequest, estimate_tokens, parse_chat, parse_embeddings
 from app.gateway.principal import Principal, check_limits
@@ -32,7 +32,8 @@ from app.providers.registry import adapter_for
 from app.routing import health as channel_health
 from app.routing.planner import ModelInfo, Step, plan, route_table
 
-PARSERS = {"chat": parse_chat, "embeddings": parse_embeddings}
+# Anthropic's /v1/messages arrives already translated to a chat body; its receipts say "messages".
+PARSERS = {"chat": parse_chat, "messages": parse_chat, "embeddings": parse_embeddings}
 # Core tables with bound parameters: compiled once and cached, cheaper than ORM bulk statements.
 RECEIPT, ATTEMPT = Receipt.__table__, Attempt.__table__
 DATED_SUFFIX = re.compile(r"-(\d{4}-\d{2}-\d{2}|\d{4}|\d{8})$")
@@ -49,10 +50,13 @@ class Served:
 
 @dataclass
 class StreamServed:
-    """A streamed answer: headers are known once the first upstream chunk arrived."""
+    """A streamed answer: OpenAI chunk dicts, ending with an {"error": …} dict if cut mid-way.
+
+    The receipt is final before the iterator ends, so the wire's end marker can follow it.
+    """
 
     headers: dict[str, str]
-    events: Iterator[bytes]
+    events: Iterator[dict]
     receipt_id: str
 
 
@@ -101,13 +105,22 @@ def serve(principal: Principal, endpoint: str, body: object) -> Served | StreamS
         flight.parsed = PARSERS[endpoint](body)
         flight.stream = flight.parsed.stream
         flight.model = route_table().models.get(flight.parsed.model)
-        if flight.model is None or flight.model.mode != ("chat" if endpoint == "chat" else "embedding"):
+        if flight.model is None or flight.model.mode != ("embedding" if endpoint == "embeddings" else "chat"):
             raise GatewayError(404, "model_not_found", f"unknown model {flight.parsed.model!r}")
         check_limits(principal, flight.model.id)
+        _check_capabilities(flight.parsed, flight.model)
     except GatewayError as error:
         _finish(flight, status="rejected", stage="before_routing", error=error.message)
         raise _with_receipt(error, flight) from None
     return _walk(flight)
+
+
+def _check_capabilities(parsed: ParsedRequest, model: ModelInfo) -> None:
+    """Refuse what the model cannot take before any upstream is tried or any money is held."""
+    if parsed.has_images and not model.supports_vision:
+        raise invalid_request(f"{model.id} does not accept images (a text-only model)")
+    if parsed.has_tools and not model.supports_tools:
+        raise invalid_request(f"{model.id} does not support tools")
 
 
 def _model_name(body: object) -> str:
@@ -215,7 +228,8 @@ def _call(flight: _Flight, step: Step) -> UpstreamCall:
     return UpstreamCall(channel=step.channel.name, provider=step.channel.provider, base_url=step.channel.base_url,
                         api_key=step.channel.api_key, timeout_s=step.channel.timeout_s,
                         upstream_model=step.upstream_model, endpoint=flight.parsed.endpoint,
-                        body=flight.parsed.body, stream=flight.parsed.stream)
+                        body=flight.parsed.body, stream=flight.parsed.stream,
+                        default_max_tokens=flight.model.max_output_tokens or DEFAULT_MAX_OUTPUT)
 
 
 def _try(flight: _Flight, step: Step, probe: bool, forced: bool = False) -> Served | StreamServed | None:
@@ -288,7 +302,7 @@ def _streamed(flight: _Flight, step: Step, upstream: ChunkStream, ttfb: int, pro
     return StreamServed(headers=headers, events=_relay(flight, step, upstream, ttfb), receipt_id=flight.receipt_id)
 
 
-def _relay(flight: _Flight, step: Step, upstream: ChunkStream, ttfb: int) -> Iterator[bytes]:
+def _relay(flight: _Flight, step: Step, upstream: ChunkStream, ttfb: int) -> Iterator[dict]:
     """Pass chunks on and settle exactly once, before the client sees the stream's end."""
     include_usage = flight.parsed.include_usage
     settled = False
@@ -303,21 +317,20 @@ def _relay(flight: _Flight, step: Step, upstream: ChunkStream, ttfb: int) -> Ite
         _settle(flight, step, usage, source, flags, status=status, stage=stage, ttfb_ms=ttfb,
                 served_model=upstream.served_model)
 
-    ending = b"data: [DONE]\n\n"
+    ending = None
     try:
         for chunk in upstream.chunks:
             if "usage" in chunk and not include_usage:
                 if not chunk.get("choices"):
                     continue  # the usage chunk Waybill asked for on its own account
                 chunk = {k: v for k, v in chunk.items() if k != "usage"}
-            yield b"data: " + json.dumps(chunk, separators=(",", ":")).encode() + b"\n\n"
+            yield chunk
     except UpstreamError as error:
         flight.attempts[-1].update(detail=f"cut mid-stream: {error.detail}"[:500], error_class=error.error_class)
         finish("interrupted", "mid_stream")
         message = (f"{flight.model.id}: {step.channel.name} failed mid-stream ({error.error_class}); "
                    f"receipt {flight.receipt_id}")
-        ending = b"data: " + json.dumps({"error": {"message": message, "type": "api_error",
-                                                   "code": "upstream_interrupted"}}).encode() + b"\n\n"
+        ending = {"error": {"message": message, "type": "api_error", "code": "upstream_interrupted"}}
     except GeneratorExit:
         finish("interrupted", "client_disconnected")
         return
@@ -326,7 +339,8 @@ def _relay(flight: _Flight, step: Step, upstream: ChunkStream, ttfb: int) -> Ite
     finally:
         if not settled:  # anything unexpected: still end the hold, charging what was delivered
             finish("interrupted", "mid_stream")
-    yield ending
+    if ending is not None:
+        yield ending
 
 
 def _settle(flight: _Flight, step: Step, usage: Usage, source: str, flags: list[str], status: str,

@@ -44,6 +44,7 @@ class UpstreamCall:
     endpoint: str          # "chat" or "embeddings"
     body: dict
     stream: bool = False
+    default_max_tokens: int = 4096  # for providers that require max_tokens: the model's max output
 
 
 @dataclass

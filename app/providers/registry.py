@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from app.providers import openai
+from app.providers import anthropic, gemini, openai
 
-ADAPTERS: dict[str, ModuleType] = {"openai": openai, "openai-compatible": openai}
+ADAPTERS: dict[str, ModuleType] = {"openai": openai, "openai-compatible": openai, "anthropic": anthropic,
+                                   "gemini": gemini}
 
 
 def adapter_for(provider: str) -> ModuleType:

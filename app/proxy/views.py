@@ -1,6 +1,9 @@
 """Views of /v1. Bearer keys only: this blueprint never reads the session cookie."""
 from __future__ import annotations
 
+import json
+from typing import Iterator
+
 from flask import Response, current_app, jsonify, request, stream_with_context
 from werkzeug.exceptions import RequestEntityTooLarge
 
@@ -59,12 +62,24 @@ def _json_body(principal: Principal, endpoint: str) -> object:
         raise record_rejection(principal, endpoint, GatewayError(413, "request_too_large", "the body is too large")) from None
 
 
+def openai_sse(events: Iterator[dict]) -> Iterator[bytes]:
+    """OpenAI's stream framing: a data line per chunk, then [DONE] unless it ended in an error."""
+    try:
+        for event in events:
+            yield b"data: " + json.dumps(event, separators=(",", ":")).encode() + b"\n\n"
+            if "error" in event:
+                return
+        yield b"data: [DONE]\n\n"
+    finally:
+        events.close()  # a client hang-up reaches the gateway now, not at garbage collection
+
+
 def _answer(result) -> Response:
     if isinstance(result, Served):
         response = jsonify(result.body)
         response.headers.update(result.headers)
         return response
-    return Response(stream_with_context(result.events), mimetype="text/event-stream",
+    return Response(stream_with_context(openai_sse(result.events)), mimetype="text/event-stream",
                     headers={**SSE_HEADERS, **result.headers})
 
 

@@ -22,7 +22,7 @@ from app.routing.models import LANES, Channel, RouteStep
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 MODEL_FIELDS = {"id", "name", "provider", "mode", "context_window", "max_output_tokens",
-                "input_per_mtok", "output_per_mtok", "cached_input_per_mtok"}
+                "input_per_mtok", "output_per_mtok", "cached_input_per_mtok", "supports_vision", "supports_tools"}
 CHANNEL_FIELDS = {"name", "label", "provider", "base_url", "api_key_env", "api_key", "lane",
                   "price_multiplier", "timeout_s", "enabled", "models"}
 ROUTE_FIELDS = {"model", "channels"}
@@ -97,6 +97,14 @@ def _price_field(check: _Checker, entry: str, table: dict, key: str, required: b
         return None
 
 
+def _bool_field(check: _Checker, entry: str, table: dict, key: str, default: bool = True) -> bool:
+    value = table.get(key, default)
+    if not isinstance(value, bool):
+        check.fail(entry, key, "must be true or false")
+        return default
+    return value
+
+
 def _unknown_fields(check: _Checker, entry: str, table: dict, known: set[str]) -> None:
     for key in sorted(set(table) - known):
         check.fail(entry, key, "unknown field")
@@ -126,6 +134,8 @@ def _parse_models(check: _Checker, tables: list) -> dict[str, dict]:
             "input_per_mtok": _price_field(check, entry, table, "input_per_mtok"),
             "output_per_mtok": _price_field(check, entry, table, "output_per_mtok"),
             "cached_input_per_mtok": _price_field(check, entry, table, "cached_input_per_mtok", required=False),
+            "supports_vision": _bool_field(check, entry, table, "supports_vision"),
+            "supports_tools": _bool_field(check, entry, table, "supports_tools"),
         }
     return models
 
@@ -308,6 +318,10 @@ def export_config() -> str:
                  "output_per_mtok": _usd_number(model.output_per_mtok)}
         if model.cached_input_per_mtok is not None:
             table["cached_input_per_mtok"] = _usd_number(model.cached_input_per_mtok)
+        # Capabilities default to true; only a limit is worth a line.
+        for flag in ("supports_vision", "supports_tools"):
+            if not getattr(model, flag):
+                table[flag] = False
         models.append(table)
     channels = []
     for channel in db.session.scalars(db.select(Channel).order_by(Channel.id)):

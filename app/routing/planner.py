@@ -43,6 +43,8 @@ class ModelInfo:
     provider: str
     max_output_tokens: int
     price: Price
+    supports_vision: bool = True
+    supports_tools: bool = True
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,7 @@ def forget_cached_routes() -> None:
 
 def _load() -> RouteTable:
     models = {
-        m.id: ModelInfo(m.id, m.mode, m.provider, m.max_output_tokens, m.price)
+        m.id: ModelInfo(m.id, m.mode, m.provider, m.max_output_tokens, m.price, m.supports_vision, m.supports_tools)
         for m in db.session.scalars(db.select(Model).where(Model.published))
     }
     channels = {

@@ -13,11 +13,14 @@ LOGGED_HEADERS = ("authorization", "x-api-key", "x-goog-api-key", "anthropic-ver
 
 def create_simulator(state: SimulatorState | None = None) -> Flask:
     """Build a simulator app around a fault registry and request log."""
+    from app.simulator.anthropic_api import bp as anthropic_bp
+    from app.simulator.gemini_api import bp as gemini_bp
     from app.simulator.openai_api import bp as openai_bp
 
     sim = Flask("waybill-simulator")
     sim.config["SIM_STATE"] = state or SimulatorState()
-    sim.register_blueprint(openai_bp)
+    for blueprint in (openai_bp, anthropic_bp, gemini_bp):
+        sim.register_blueprint(blueprint)
 
     @sim.put("/_control/faults/<channel>")
     def set_fault(channel: str):

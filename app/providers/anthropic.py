@@ -1,0 +1,1 @@
+"""The `anthropic` adapter (placeholder until written)."""
