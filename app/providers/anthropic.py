@@ -1,1 +1,138 @@
-"""The `anthropic` adapter (placeholder until written)."""
+"""The `anthropic` adapter: OpenAI chat bodies sent to Anthropic's Messages API and answered in OpenAI's format."""
+from __future__ import annotations
+
+import json
+from typing import Iterator
+
+import requests
+
+from app.providers.anthropic_format import (
+    AnthropicToOpenAIStream, anthropic_response_to_openai, anthropic_usage, openai_request_to_anthropic,
+)
+from app.providers.base import (
+    ChunkStream, Completion, ErrorClass, UpstreamCall, UpstreamError, classify_status, iter_sse, session_for,
+    timeouts, transport_error,
+)
+from app.providers.openai import USER_AGENT
+from app.providers.redact import redact
+
+API_VERSION = "2023-06-01"
+
+
+def _headers(call: UpstreamCall) -> dict[str, str]:
+    # Built from scratch: the client's own key, User-Agent and X-Stainless-* never travel upstream.
+    return {"x-api-key": call.api_key, "anthropic-version": API_VERSION, "Content-Type": "application/json",
+            "Accept": "text/event-stream" if call.stream else "application/json", "User-Agent": USER_AGENT}
+
+
+def _body(call: UpstreamCall) -> dict:
+    # Anthropic requires max_tokens; without the client's, the model's max output (set by the gateway) is used.
+    try:
+        body = openai_request_to_anthropic(call.body, call.upstream_model, call.default_max_tokens)
+    except ValueError as exc:
+        message = str(exc)
+        raise UpstreamError(ErrorClass.CLIENT_ERROR, message, 400, client_message=message) from None
+    body.pop("stream", None)
+    if call.stream:
+        body["stream"] = True
+    return body
+
+
+def _post(call: UpstreamCall) -> requests.Response:
+    if call.endpoint != "chat":
+        raise UpstreamError(ErrorClass.BAD_RESPONSE, "anthropic serves no embeddings")
+    body = _body(call)
+    url = call.base_url.rstrip("/") + "/v1/messages"
+    try:
+        response = session_for(call.channel, call.base_url).post(
+            url, data=json.dumps(body), headers=_headers(call), timeout=timeouts(call), stream=call.stream)
+    except requests.RequestException as exc:
+        raise transport_error(exc, call) from None
+    if response.status_code >= 400:
+        try:
+            text = response.text
+        except requests.RequestException:
+            text = ""
+        response.close()
+        raise classify_status(response.status_code, text, call, response.headers.get("Retry-After"))
+    return response
+
+
+def send(call: UpstreamCall) -> Completion:
+    """Make a non-streaming call and return the answer as an OpenAI chat.completion."""
+    response = _post(call)
+    try:
+        data = response.json()
+    except (ValueError, requests.RequestException):
+        raise UpstreamError(ErrorClass.BAD_RESPONSE, "answer is not JSON", response.status_code) from None
+    if not isinstance(data, dict) or data.get("type") != "message" or not isinstance(data.get("content"), list):
+        raise UpstreamError(ErrorClass.BAD_RESPONSE, "answer is not a message with a content list",
+                            response.status_code)
+    try:
+        body = anthropic_response_to_openai(data)
+    except (AttributeError, TypeError):
+        raise UpstreamError(ErrorClass.BAD_RESPONSE, "message has malformed content", response.status_code) from None
+    return Completion(body=body, usage=anthropic_usage(data.get("usage")), served_model=data.get("model"))
+
+
+def open_stream(call: UpstreamCall) -> ChunkStream:
+    """Start a streaming call; return once the first chunk has arrived, so failures before it fall back."""
+    response = _post(call)
+    translator = AnthropicToOpenAIStream()
+    chunks = _chunks(response, call, translator)
+    stream = ChunkStream(chunks=iter(()), response=response)
+    try:
+        first = next(chunks)
+    except StopIteration:
+        response.close()
+        raise UpstreamError(ErrorClass.BAD_RESPONSE, "stream ended before its first chunk") from None
+    except UpstreamError:
+        response.close()
+        raise
+    stream.chunks = _tracked(stream, translator, first, chunks)
+    return stream
+
+
+def _tracked(stream: ChunkStream, translator: AnthropicToOpenAIStream, first: dict,
+             rest: Iterator[dict]) -> Iterator[dict]:
+    """Yield chunks while noting the served model, delivered text and usage."""
+    stream.served_model = translator.model
+    yield first
+    for chunk in rest:
+        stream.served_model = translator.model
+        # Set as soon as message_delta reported it, so a cut before message_stop still bills reported usage.
+        stream.usage = translator.usage
+        for choice in chunk.get("choices") or []:
+            content = (choice.get("delta") or {}).get("content")
+            if content:
+                stream.delivered_text.append(content)
+        yield chunk
+
+
+def _chunks(response: requests.Response, call: UpstreamCall, translator: AnthropicToOpenAIStream) -> Iterator[dict]:
+    """Translate Anthropic's SSE into OpenAI chunks, raising UpstreamError on a broken stream."""
+    received = 0
+    try:
+        for event, data in iter_sse(response):
+            try:
+                payload = json.loads(data)
+            except ValueError:
+                raise UpstreamError(ErrorClass.BAD_RESPONSE, "stream event is not JSON") from None
+            if not isinstance(payload, dict):
+                raise UpstreamError(ErrorClass.BAD_RESPONSE, "stream event is not an object")
+            received += 1
+            try:
+                chunks = translator.feed(event, payload)
+            except UpstreamError as error:
+                # The translator knows no key; the upstream's message may still echo it.
+                raise UpstreamError(error.error_class, redact(error.detail, call.api_key)) from None
+            except (AttributeError, TypeError):  # a field of the wrong JSON type
+                raise UpstreamError(ErrorClass.BAD_RESPONSE, f"malformed {event or 'stream'} event") from None
+            yield from chunks
+            if translator.finished:
+                return
+    except requests.RequestException as exc:
+        raise transport_error(exc, call) from None
+    if received == 0:
+        raise UpstreamError(ErrorClass.BAD_RESPONSE, "answer is not an event stream")
+    raise UpstreamError(ErrorClass.CONNECT, "stream ended without message_stop")

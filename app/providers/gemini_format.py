@@ -71,9 +71,15 @@ def _message_parts(message: dict, index: int, tool_names: dict[str, str]) -> lis
     parts = _content_parts(message.get("content"), index)
     tool_calls = message.get("tool_calls") if role == "assistant" else None
     for call in tool_calls or []:
-        function = call.get("function") or {}
-        tool_names[call.get("id")] = function.get("name")
-        parts.append({"functionCall": {"name": function.get("name"), "args": _arguments(function, index)}})
+        function = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(function, dict) or not function.get("name"):
+            raise ValueError(f"messages[{index}] has a tool_call without a function name")
+        tool_names[call.get("id")] = function["name"]
+        part = {"functionCall": {"name": function["name"], "args": _arguments(function, index)}}
+        signature = ((call.get("extra_content") or {}).get("google") or {}).get("thought_signature")
+        if signature:
+            part["thoughtSignature"] = signature  # thinking models refuse a function call turn without it
+        parts.append(part)
     return parts
 
 
@@ -252,22 +258,27 @@ def _candidate(data: dict, required: bool = True) -> dict:
     return {}
 
 
-def _split_parts(candidate: dict) -> tuple[list[str], list[dict]]:
+def _split_parts(candidate: dict) -> tuple[str, list[dict]]:
     """Answer text and functionCall parts; thought summaries are not part of the answer."""
     texts, calls = [], []
     for part in (candidate.get("content") or {}).get("parts") or []:
         if not isinstance(part, dict) or part.get("thought"):
             continue
-        if "functionCall" in part:
-            calls.append(part["functionCall"])
+        if isinstance(part.get("functionCall"), dict):
+            calls.append(part)
         elif isinstance(part.get("text"), str):
             texts.append(part["text"])
-    return texts, calls
+    return "".join(texts), calls
 
 
-def _tool_call(call: dict, number: int) -> dict:
-    return {"id": f"call_{number}", "type": "function",
-            "function": {"name": call.get("name"), "arguments": json.dumps(call.get("args") or {})}}
+def _tool_call(part: dict, number: int) -> dict:
+    call = part["functionCall"]
+    tool_call = {"id": f"call_{number}", "type": "function",
+                 "function": {"name": call.get("name"), "arguments": json.dumps(call.get("args") or {})}}
+    if part.get("thoughtSignature"):
+        # Where Google's own OpenAI-compatible endpoint puts it, so clients echo it back unchanged.
+        tool_call["extra_content"] = {"google": {"thought_signature": part["thoughtSignature"]}}
+    return tool_call
 
 
 def finish_reason(gemini_reason: str | None, called_tools: bool) -> str:
@@ -282,9 +293,8 @@ def finish_reason(gemini_reason: str | None, called_tools: bool) -> str:
 def gemini_response_to_openai(data: dict, model: str) -> dict:
     """Translate a GenerateContentResponse into an OpenAI chat.completion."""
     candidate = _candidate(data)
-    texts, calls = _split_parts(candidate)
-    message: dict = {"role": "assistant", "content": "".join(texts) if texts or not calls else None,
-                     "refusal": None}
+    text, calls = _split_parts(candidate)
+    message: dict = {"role": "assistant", "content": text if text or not calls else None, "refusal": None}
     if calls:
         message["tool_calls"] = [_tool_call(call, n) for n, call in enumerate(calls)]
     body = {"id": _completion_id(data), "object": "chat.completion", "created": int(time.time()),
@@ -327,9 +337,9 @@ class GeminiToOpenAIStream:
             # Gemini repeats cumulative usage on every chunk: the last one is the total.
             self.usage, self._meta = gemini_usage(meta), meta
         candidate = _candidate(event, required=False)  # a chunk may carry only usage
-        texts, calls = _split_parts(candidate)
-        if texts and "".join(texts):
-            chunks.append(self._chunk({"content": "".join(texts)}))
+        text, calls = _split_parts(candidate)
+        if text:
+            chunks.append(self._chunk({"content": text}))
         for call in calls:
             delta = {"index": self._tool_calls, **_tool_call(call, self._tool_calls)}
             self._tool_calls += 1

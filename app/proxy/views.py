@@ -8,19 +8,26 @@ from flask import Response, current_app, jsonify, request, stream_with_context
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.gateway.catalog import models_for
-from app.gateway.errors import GatewayError
+from app.gateway.errors import GatewayError, invalid_request
 from app.gateway.principal import Principal, authenticate
 from app.gateway.receipts import find_receipt, receipt_json
 from app.gateway.service import Served, record_rejection, serve
 from app.gateway.wallets import wallets_json
+from app.providers.anthropic_format import (
+    OpenAIToAnthropicStream, anthropic_error, anthropic_request_to_openai, openai_response_to_anthropic,
+)
 from app.proxy import bp
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
-def error_response(error: GatewayError) -> Response:
-    """OpenAI's error envelope, with the Waybill headers and retry hints."""
-    response = jsonify(error={"message": error.message, "type": error.error_type, "code": error.code})
+def error_response(error: GatewayError, anthropic: bool = False) -> Response:
+    """OpenAI's error envelope (or Anthropic's, for Claude clients), with Waybill headers and retry hints."""
+    if anthropic:
+        body = anthropic_error(error.status, error.message)
+    else:
+        body = {"error": {"message": error.message, "type": error.error_type, "code": error.code}}
+    response = jsonify(body)
     response.status_code = error.status
     response.headers.update(error.headers)
     if not error.retryable:
@@ -32,7 +39,7 @@ def error_response(error: GatewayError) -> Response:
 
 @bp.errorhandler(GatewayError)
 def on_gateway_error(error: GatewayError):
-    return error_response(error)
+    return error_response(error, anthropic=request.endpoint == "proxy.messages")
 
 
 @bp.errorhandler(Exception)
@@ -49,6 +56,11 @@ def on_unexpected_error(error: Exception):
 def bearer_key() -> str | None:
     header = request.headers.get("Authorization", "")
     return header[7:].strip() if header[:7].lower() == "bearer " else None
+
+
+def anthropic_key() -> str | None:
+    """Claude clients send x-api-key; Bearer works too."""
+    return request.headers.get("x-api-key") or bearer_key()
 
 
 def _principal() -> Principal:
@@ -111,3 +123,40 @@ def receipt(receipt_id: str):
 @bp.get("/wallets")
 def wallets():
     return jsonify(object="list", data=wallets_json(_principal().user_id))
+
+
+def anthropic_sse(events: Iterator[dict], requested_model: str) -> Iterator[bytes]:
+    """Anthropic's stream framing: named events translated from the gateway's chunks."""
+    translator = OpenAIToAnthropicStream(requested_model)
+    try:
+        for chunk in events:
+            if "error" in chunk:
+                yield _named_event("error", anthropic_error(502, chunk["error"]["message"]))
+                return
+            for name, data in translator.feed(chunk):
+                yield _named_event(name, data)
+        for name, data in translator.finish():
+            yield _named_event(name, data)
+    finally:
+        events.close()
+
+
+def _named_event(name: str, data: dict) -> bytes:
+    return f"event: {name}\ndata: ".encode() + json.dumps(data, separators=(",", ":")).encode() + b"\n\n"
+
+
+@bp.post("/messages")
+def messages():
+    principal = authenticate(anthropic_key())
+    body = _json_body(principal, "messages")
+    try:
+        chat_body = anthropic_request_to_openai(body)
+    except ValueError as exc:
+        raise record_rejection(principal, "messages", invalid_request(str(exc))) from None
+    result = serve(principal, "messages", chat_body)
+    if isinstance(result, Served):
+        response = jsonify(openai_response_to_anthropic(result.body, chat_body["model"]))
+        response.headers.update(result.headers)
+        return response
+    return Response(stream_with_context(anthropic_sse(result.events, chat_body["model"])),
+                    mimetype="text/event-stream", headers={**SSE_HEADERS, **result.headers})
