@@ -5,7 +5,6 @@ write the receipt with its attempts and ledger entry.
 """
 from __future__ import annotations
 
-import json
 import re
 import secrets
 import time
@@ -26,7 +25,7 @@ from app.gateway.errors import GatewayError, invalid_request
 from app.gateway.models import Attempt, Receipt
 from app.gateway.parsing import DEFAULT_MAX_OUTPUT, ParsedRequest, estimate_tokens, parse_chat, parse_embeddings
 from app.gateway.principal import Principal, check_limits
-from app.providers.base import ChunkStream, Completion, ErrorClass, TokenUsage, UpstreamCall, UpstreamError
+from app.providers.base import ChunkStream, Completion, TokenUsage, UpstreamCall, UpstreamError
 from app.providers.redact import redact
 from app.providers.registry import adapter_for
 from app.routing import health as channel_health
@@ -36,7 +35,7 @@ from app.routing.planner import ModelInfo, Step, plan, route_table
 PARSERS = {"chat": parse_chat, "messages": parse_chat, "embeddings": parse_embeddings}
 # Core tables with bound parameters: compiled once and cached, cheaper than ORM bulk statements.
 RECEIPT, ATTEMPT = Receipt.__table__, Attempt.__table__
-DATED_SUFFIX = re.compile(r"-(\d{4}-\d{2}-\d{2}|\d{4}|\d{8})$")
+DATED_SUFFIX = re.compile(r"-(\d{4}-\d{2}-\d{2}|\d{8}|\d{4}|\d{3})$")
 
 
 @dataclass

@@ -10,10 +10,9 @@ from app.providers.anthropic_format import (
     AnthropicToOpenAIStream, anthropic_response_to_openai, anthropic_usage, openai_request_to_anthropic,
 )
 from app.providers.base import (
-    ChunkStream, Completion, ErrorClass, UpstreamCall, UpstreamError, classify_status, iter_sse, session_for,
-    timeouts, transport_error,
+    ChunkStream, Completion, ErrorClass, USER_AGENT, UpstreamCall, UpstreamError, first_chunk, iter_sse,
+    post_json, transport_error,
 )
-from app.providers.openai import USER_AGENT
 from app.providers.redact import redact
 
 API_VERSION = "2023-06-01"
@@ -42,20 +41,7 @@ def _post(call: UpstreamCall) -> requests.Response:
     if call.endpoint != "chat":
         raise UpstreamError(ErrorClass.BAD_RESPONSE, "anthropic serves no embeddings")
     body = _body(call)
-    url = call.base_url.rstrip("/") + "/v1/messages"
-    try:
-        response = session_for(call.channel, call.base_url).post(
-            url, data=json.dumps(body), headers=_headers(call), timeout=timeouts(call), stream=call.stream)
-    except requests.RequestException as exc:
-        raise transport_error(exc, call) from None
-    if response.status_code >= 400:
-        try:
-            text = response.text
-        except requests.RequestException:
-            text = ""
-        response.close()
-        raise classify_status(response.status_code, text, call, response.headers.get("Retry-After"))
-    return response
+    return post_json(call, call.base_url.rstrip("/") + "/v1/messages", _headers(call), body)
 
 
 def send(call: UpstreamCall) -> Completion:
@@ -81,14 +67,7 @@ def open_stream(call: UpstreamCall) -> ChunkStream:
     translator = AnthropicToOpenAIStream()
     chunks = _chunks(response, call, translator)
     stream = ChunkStream(chunks=iter(()), response=response)
-    try:
-        first = next(chunks)
-    except StopIteration:
-        response.close()
-        raise UpstreamError(ErrorClass.BAD_RESPONSE, "stream ended before its first chunk") from None
-    except UpstreamError:
-        response.close()
-        raise
+    first = first_chunk(response, chunks)
     stream.chunks = _tracked(stream, translator, first, chunks)
     return stream
 

@@ -207,3 +207,36 @@ def _event_end(buffer: bytes) -> tuple[int, int] | None:
     """Start and end of the first event separator in buffer, if any."""
     found = [(i, i + len(sep)) for sep in (b"\n\n", b"\r\n\r\n") if (i := buffer.find(sep)) != -1]
     return min(found) if found else None
+
+
+USER_AGENT = "waybill/0.1"
+
+
+def post_json(call: UpstreamCall, url: str, headers: dict[str, str], body: dict,
+              classify=classify_status) -> requests.Response:
+    """POST a JSON body upstream; raise a classified UpstreamError for transport or HTTP failures."""
+    try:
+        response = session_for(call.channel, call.base_url).post(
+            url, data=json.dumps(body), headers=headers, timeout=timeouts(call), stream=call.stream)
+    except requests.RequestException as exc:
+        raise transport_error(exc, call) from None
+    if response.status_code >= 400:
+        try:
+            text = response.text
+        except requests.RequestException:
+            text = ""
+        response.close()
+        raise classify(response.status_code, text, call, response.headers.get("Retry-After"))
+    return response
+
+
+def first_chunk(response: requests.Response, chunks: Iterator[dict]) -> dict:
+    """Wait for a stream's first chunk: until it arrives a failure may still fall back."""
+    try:
+        return next(chunks)
+    except StopIteration:
+        response.close()
+        raise UpstreamError(ErrorClass.BAD_RESPONSE, "stream ended before its first chunk") from None
+    except UpstreamError:
+        response.close()
+        raise

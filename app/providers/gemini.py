@@ -9,13 +9,12 @@ from urllib.parse import quote
 import requests
 
 from app.providers.base import (
-    ChunkStream, Completion, ErrorClass, UpstreamCall, UpstreamError, classify_status, iter_sse, session_for,
-    timeouts, transport_error,
+    ChunkStream, Completion, ErrorClass, USER_AGENT, UpstreamCall, UpstreamError, classify_status,
+    first_chunk, iter_sse, post_json, transport_error,
 )
 from app.providers.gemini_format import (
     GeminiToOpenAIStream, gemini_response_to_openai, gemini_usage, openai_request_to_gemini,
 )
-from app.providers.openai import USER_AGENT
 
 API_VERSION = "v1beta"
 RETRY_INFO = "type.googleapis.com/google.rpc.RetryInfo"
@@ -75,19 +74,7 @@ def _error_in_body(data: dict, call: UpstreamCall) -> UpstreamError:
 
 
 def _post(call: UpstreamCall, body: dict) -> requests.Response:
-    try:
-        response = session_for(call.channel, call.base_url).post(
-            _url(call), data=json.dumps(body), headers=_headers(call), timeout=timeouts(call), stream=call.stream)
-    except requests.RequestException as exc:
-        raise transport_error(exc, call) from None
-    if response.status_code >= 400:
-        try:
-            text = response.text
-        except requests.RequestException:
-            text = ""
-        response.close()
-        raise classify_error(response.status_code, text, call, response.headers.get("Retry-After"))
-    return response
+    return post_json(call, _url(call), _headers(call), body, classify=classify_error)
 
 
 def send(call: UpstreamCall) -> Completion:
@@ -115,14 +102,7 @@ def open_stream(call: UpstreamCall) -> ChunkStream:
     response = _post(call, _request_body(call))
     stream = ChunkStream(chunks=iter(()), response=response)
     chunks = _chunks(stream, call)
-    try:
-        first = next(chunks)
-    except StopIteration:
-        response.close()
-        raise UpstreamError(ErrorClass.BAD_RESPONSE, "stream ended before its first chunk") from None
-    except UpstreamError:
-        response.close()
-        raise
+    first = first_chunk(response, chunks)
     stream.chunks = itertools.chain([first], chunks)
     return stream
 

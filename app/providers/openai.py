@@ -7,13 +7,12 @@ from typing import Iterator
 import requests
 
 from app.providers.base import (
-    ChunkStream, Completion, ErrorClass, TokenUsage, UpstreamCall, UpstreamError, classify_status,
-    iter_sse, session_for, timeouts, transport_error,
+    ChunkStream, Completion, ErrorClass, TokenUsage, USER_AGENT, UpstreamCall, UpstreamError, first_chunk,
+    iter_sse, post_json, transport_error,
 )
 from app.providers.redact import redact
 
 PATHS = {"chat": "/chat/completions", "embeddings": "/embeddings"}
-USER_AGENT = "waybill/0.1"
 
 
 def _headers(call: UpstreamCall) -> dict[str, str]:
@@ -32,20 +31,7 @@ def _body(call: UpstreamCall) -> dict:
 
 
 def _post(call: UpstreamCall) -> requests.Response:
-    url = call.base_url.rstrip("/") + PATHS[call.endpoint]
-    try:
-        response = session_for(call.channel, call.base_url).post(
-            url, data=json.dumps(_body(call)), headers=_headers(call), timeout=timeouts(call), stream=call.stream)
-    except requests.RequestException as exc:
-        raise transport_error(exc, call) from None
-    if response.status_code >= 400:
-        try:
-            text = response.text
-        except requests.RequestException:
-            text = ""
-        response.close()
-        raise classify_status(response.status_code, text, call, response.headers.get("Retry-After"))
-    return response
+    return post_json(call, call.base_url.rstrip("/") + PATHS[call.endpoint], _headers(call), _body(call))
 
 
 def parse_usage(data: dict | None) -> TokenUsage | None:
@@ -80,14 +66,7 @@ def open_stream(call: UpstreamCall) -> ChunkStream:
     response = _post(call)
     events = _chunks(response, call)
     stream = ChunkStream(chunks=iter(()), response=response)
-    try:
-        first = next(events)
-    except StopIteration:
-        response.close()
-        raise UpstreamError(ErrorClass.BAD_RESPONSE, "stream ended before its first chunk") from None
-    except UpstreamError:
-        response.close()
-        raise
+    first = first_chunk(response, events)
     stream.chunks = _tracked(stream, first, events)
     return stream
 
