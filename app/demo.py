@@ -19,18 +19,22 @@ STARTING_MONEY = {"credit": "20.00", "routed": "10.00"}
 # (name, label, provider, lane, multiplier): all served by the local simulator.
 DEMO_CHANNELS = [
     ("openai-direct", "OpenAI direct", "openai", "official", 1.0),
+    ("anthropic-direct", "Anthropic direct", "anthropic", "official", 1.0),
+    ("gemini-direct", "Google direct", "gemini", "official", 1.0),
     ("relay-a", "Relay A", "openai-compatible", "routed", 0.8),
     ("relay-b", "Relay B", "openai-compatible", "routed", 1.1),
 ]
-# model -> route, primary first. Claude and Gemini reach the demo through OpenAI-compatible relays.
+# Where each provider's SDK puts its API root under a simulated channel.
+API_ROOT_SUFFIX = {"openai": "/v1", "openai-compatible": "/v1", "anthropic": "", "gemini": ""}
+# model -> route, primary first; every model has an official primary and a routed backup.
 DEMO_ROUTES = {
     "gpt-4o-mini": ["openai-direct", "relay-a"],
     "gpt-4o": ["openai-direct", "relay-a"],
     "gpt-4.1-mini": ["openai-direct", "relay-b"],
     "gpt-5-mini": ["openai-direct", "relay-a", "relay-b"],
-    "claude-sonnet-4-6": ["relay-a", "relay-b"],
-    "claude-haiku-4-5-20251001": ["relay-b", "relay-a"],
-    "gemini-2.5-flash": ["relay-b", "relay-a"],
+    "claude-sonnet-4-6": ["anthropic-direct", "relay-a", "relay-b"],
+    "claude-haiku-4-5-20251001": ["anthropic-direct", "relay-b"],
+    "gemini-2.5-flash": ["gemini-direct", "relay-b", "relay-a"],
     "text-embedding-3-small": ["openai-direct", "relay-a"],
 }
 
@@ -41,7 +45,8 @@ def demo_config(simulator_root: str) -> dict:
     for name, label, provider, lane, multiplier in DEMO_CHANNELS:
         served = {m: m for m, route in DEMO_ROUTES.items() if name in route}
         channels.append({"name": name, "label": label, "provider": provider,
-                         "base_url": f"{simulator_root}/{name}/v1", "api_key": f"sk-demo-{name}-key",
+                         "base_url": f"{simulator_root}/{name}{API_ROOT_SUFFIX[provider]}",
+                         "api_key": f"sk-demo-{name}-key",
                          "lane": lane, "price_multiplier": multiplier, "timeout_s": 30, "models": served})
     routes = [{"model": model, "channels": names} for model, names in DEMO_ROUTES.items()]
     return {"channels": channels, "routes": routes}

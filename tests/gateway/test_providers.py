@@ -178,6 +178,10 @@ def test_v1_messages_accepts_bearer_and_answers_errors_in_anthropics_envelope(cl
                        json={"model": "claude-sonnet-4-6", "max_tokens": 20,
                              "messages": [{"role": "user", "content": "hi"}]}, timeout=30)
     assert ok.status_code == 200 and ok.json()["type"] == "message"
+    with_x_api_key = requests.post(f"{live_server}/v1/messages", headers={"x-api-key": providers.key},
+                                   json={"model": "gpt-4o-mini", "max_tokens": 20,
+                                         "messages": [{"role": "user", "content": "hi"}]}, timeout=30)
+    assert with_x_api_key.status_code == 200 and with_x_api_key.json()["content"][0]["type"] == "text"
     with pytest.raises(anthropic.NotFoundError) as error:
         claude_client.messages.create(model="no-such-model", max_tokens=10, messages=[{"role": "user", "content": "x"}])
     assert error.value.body["type"] == "error" and error.value.body["error"]["type"] == "not_found_error"
