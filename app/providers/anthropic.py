@@ -10,6 +10,7 @@ from app.providers.anthropic_format import (
     AnthropicToOpenAIStream, anthropic_response_to_openai, anthropic_usage, openai_request_to_anthropic,
 )
 from app.providers.base import (
+    read_json,
     ChunkStream, Completion, ErrorClass, USER_AGENT, UpstreamCall, UpstreamError, first_chunk, iter_sse,
     post_json, transport_error,
 )
@@ -47,10 +48,7 @@ def _post(call: UpstreamCall) -> requests.Response:
 def send(call: UpstreamCall) -> Completion:
     """Make a non-streaming call and return the answer as an OpenAI chat.completion."""
     response = _post(call)
-    try:
-        data = response.json()
-    except (ValueError, requests.RequestException):
-        raise UpstreamError(ErrorClass.BAD_RESPONSE, "answer is not JSON", response.status_code) from None
+    data = read_json(response)
     if not isinstance(data, dict) or data.get("type") != "message" or not isinstance(data.get("content"), list):
         raise UpstreamError(ErrorClass.BAD_RESPONSE, "answer is not a message with a content list",
                             response.status_code)

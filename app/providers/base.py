@@ -240,3 +240,14 @@ def first_chunk(response: requests.Response, chunks: Iterator[dict]) -> dict:
     except UpstreamError:
         response.close()
         raise
+
+
+def read_json(response: requests.Response) -> dict:
+    """The JSON object of a whole answer, or a bad_response UpstreamError."""
+    try:
+        data = response.json()
+    except (ValueError, requests.RequestException):
+        raise UpstreamError(ErrorClass.BAD_RESPONSE, "answer is not JSON", response.status_code) from None
+    if not isinstance(data, dict):
+        raise UpstreamError(ErrorClass.BAD_RESPONSE, "answer is not a JSON object", response.status_code)
+    return data

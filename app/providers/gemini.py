@@ -9,6 +9,7 @@ from urllib.parse import quote
 import requests
 
 from app.providers.base import (
+    read_json,
     ChunkStream, Completion, ErrorClass, USER_AGENT, UpstreamCall, UpstreamError, classify_status,
     first_chunk, iter_sse, post_json, transport_error,
 )
@@ -80,12 +81,7 @@ def _post(call: UpstreamCall, body: dict) -> requests.Response:
 def send(call: UpstreamCall) -> Completion:
     """Make a non-streaming call and return the answer translated to OpenAI's format."""
     response = _post(call, _request_body(call))
-    try:
-        data = response.json()
-    except (ValueError, requests.RequestException):
-        raise UpstreamError(ErrorClass.BAD_RESPONSE, "answer is not JSON", response.status_code) from None
-    if not isinstance(data, dict):
-        raise UpstreamError(ErrorClass.BAD_RESPONSE, "answer is not an object", response.status_code)
+    data = read_json(response)
     if "error" in data:
         raise _error_in_body(data, call)
     meta = data.get("usageMetadata")

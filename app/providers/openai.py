@@ -7,6 +7,7 @@ from typing import Iterator
 import requests
 
 from app.providers.base import (
+    read_json,
     ChunkStream, Completion, ErrorClass, TokenUsage, USER_AGENT, UpstreamCall, UpstreamError, first_chunk,
     iter_sse, post_json, transport_error,
 )
@@ -51,10 +52,7 @@ def parse_usage(data: dict | None) -> TokenUsage | None:
 def send(call: UpstreamCall) -> Completion:
     """Make a non-streaming call and return the whole answer."""
     response = _post(call)
-    try:
-        data = response.json()
-    except (ValueError, requests.RequestException):
-        raise UpstreamError(ErrorClass.BAD_RESPONSE, "answer is not JSON", response.status_code) from None
+    data = read_json(response)
     expected = "choices" if call.endpoint == "chat" else "data"
     if not isinstance(data, dict) or not isinstance(data.get(expected), list):
         raise UpstreamError(ErrorClass.BAD_RESPONSE, f"answer has no {expected!r} list", response.status_code)

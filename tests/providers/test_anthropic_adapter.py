@@ -7,7 +7,8 @@ import json
 import pytest
 
 from app.providers import anthropic as adapter
-from app.providers.base import ChunkStream, Completion, ErrorClass, TokenUsage, UpstreamCall, UpstreamError
+from tests.providers.adapter_calls import bound_to, drain
+from app.providers.base import Completion, ErrorClass, TokenUsage, UpstreamCall, UpstreamError
 from app.providers.registry import adapter_for
 from app.simulator.app import count_tokens, reply_words
 
@@ -17,6 +18,8 @@ PROMPT = "Where does my request go?"
 WEATHER_TOOL = {"type": "function", "function": {"name": "get_weather", "description": "Weather by city",
                                                  "parameters": {"type": "object",
                                                                 "properties": {"city": {"type": "string"}}}}}
+
+attempt, failure = bound_to(adapter)
 
 
 def make_call(sim, channel: str = "claude", *, stream: bool = False, body: dict | None = None,
@@ -29,29 +32,8 @@ def make_call(sim, channel: str = "claude", *, stream: bool = False, body: dict 
                         stream=stream)
 
 
-def drain(stream: ChunkStream, limit: int = 200) -> list[dict]:
-    chunks = []
-    for chunk in stream.chunks:
-        chunks.append(chunk)
-        assert len(chunks) <= limit, "stream never ended"
-    return chunks
 
 
-def attempt(call: UpstreamCall):
-    """Run a call the way the gateway does: send, or open a stream and read it to the end."""
-    if not call.stream:
-        return adapter.send(call)
-    stream = adapter.open_stream(call)
-    try:
-        return drain(stream)
-    finally:
-        stream.close()
-
-
-def failure(call: UpstreamCall) -> UpstreamError:
-    with pytest.raises(UpstreamError) as caught:
-        attempt(call)
-    return caught.value
 
 
 def expected_text(channel: str = "claude", n: int = 12) -> str:

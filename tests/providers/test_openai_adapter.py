@@ -8,8 +8,9 @@ from email.utils import format_datetime
 import pytest
 
 from app.providers import openai as adapter
+from tests.providers.adapter_calls import bound_to, drain
 from app.providers.base import (
-    ChunkStream, Completion, ErrorClass, TokenUsage, UpstreamCall, UpstreamError, session_for, timeouts,
+    Completion, ErrorClass, TokenUsage, UpstreamCall, UpstreamError, session_for, timeouts,
 )
 from app.providers.registry import adapter_for
 from app.simulator.app import count_tokens, reply_words
@@ -17,6 +18,8 @@ from app.simulator.app import count_tokens, reply_words
 KEY = "sk-chan-secret-0123456789"
 UPSTREAM_MODEL = "gpt-4o-mini-2024-07-18"
 PROMPT = "Where does my request go?"
+
+attempt, failure = bound_to(adapter)
 
 
 def make_call(sim, channel: str = "up", *, stream: bool = False, endpoint: str = "chat", key: str = KEY,
@@ -29,29 +32,10 @@ def make_call(sim, channel: str = "up", *, stream: bool = False, endpoint: str =
                         timeout_s=timeout_s, upstream_model=upstream_model, endpoint=endpoint, body=body, stream=stream)
 
 
-def attempt(call: UpstreamCall):
-    """Run a call the way the gateway does: send, or open a stream and read it to the end."""
-    if not call.stream:
-        return adapter.send(call)
-    stream = adapter.open_stream(call)
-    try:
-        return drain(stream)
-    finally:
-        stream.close()
 
 
-def drain(stream: ChunkStream, limit: int = 200) -> list[dict]:
-    chunks = []
-    for chunk in stream.chunks:
-        chunks.append(chunk)
-        assert len(chunks) <= limit, "stream never ended"
-    return chunks
 
 
-def failure(call: UpstreamCall) -> UpstreamError:
-    with pytest.raises(UpstreamError) as caught:
-        attempt(call)
-    return caught.value
 
 
 def free_port() -> int:
