@@ -123,3 +123,16 @@ def test_every_route_failing_is_a_502_naming_each_attempt(openai_client, gateway
     assert (receipt["status"], receipt["failure_stage"], receipt["charge_usd"]) == ("failed", "after_fallback", "0.000000")
     assert gateway.balances() == {"credit": (10_000_000, 0), "routed": (10_000_000, 0)}
     assert_ledger_green()
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_an_answer_that_is_not_json_or_sse_is_a_bad_response_and_falls_back(openai_client, gateway, stream):
+    gateway.sim.set_fault("primary", bad_body=True)
+    raw = _chat(openai_client, stream=stream)
+    if stream:
+        list(raw.parse())
+    receipt = _receipt(openai_client, raw.headers["X-Waybill-Receipt"])
+    assert [(a["channel"], a["outcome"], a["error_class"]) for a in receipt["attempts"]] == [
+        ("primary", "error", "bad_response"), ("backup", "ok", None)]
+    assert receipt["status"] == "succeeded"
+    assert_ledger_green()
