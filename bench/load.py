@@ -23,7 +23,8 @@ def one(session: requests.Session, url: str, key: str, stream: bool) -> tuple[fl
     body = dict(BODY, stream=True) if stream else BODY
     started = time.perf_counter()
     with session.post(url, json=body, headers={"Authorization": f"Bearer {key}"}, stream=True, timeout=120) as r:
-        r.raise_for_status()
+        if r.status_code >= 400:
+            raise requests.HTTPError(f"{r.status_code}: {r.text[:200]}")
         first = None
         for _ in r.iter_content(chunk_size=None):
             if first is None:
@@ -33,7 +34,7 @@ def one(session: requests.Session, url: str, key: str, stream: bool) -> tuple[fl
 
 def run(url: str, key: str, concurrency: int, count: int, stream: bool, max_seconds: float) -> dict:
     sessions = [requests.Session() for _ in range(concurrency)]
-    totals, firsts, errors = [], [], 0
+    totals, firsts, errors, first_error = [], [], 0, {}
     deadline = time.monotonic() + max_seconds
 
     def worker(index: int) -> None:
@@ -45,8 +46,9 @@ def run(url: str, key: str, concurrency: int, count: int, stream: bool, max_seco
             total, first = one(session, url, key, stream)
             totals.append(total)
             firsts.append(first)
-        except requests.RequestException:
+        except requests.RequestException as exc:
             errors += 1
+            first_error.setdefault("error", str(exc))
 
     for i in range(min(20, count)):  # warm connections and caches
         worker(i)
@@ -60,7 +62,7 @@ def run(url: str, key: str, concurrency: int, count: int, stream: bool, max_seco
     return {"n": len(totals), "errors": errors, "p50_ms": statistics.median(totals) * 1000 if totals else None,
             "p90_ms": statistics.quantiles(totals, n=10)[-1] * 1000 if len(totals) > 10 else None,
             "ttfb_p50_ms": statistics.median(firsts) * 1000 if firsts else None,
-            "rps": len(totals) / elapsed if elapsed else None}
+            "rps": len(totals) / elapsed if elapsed else None, **first_error}
 
 
 def hold_streams(url: str, key: str, streams: int, max_seconds: float) -> dict:

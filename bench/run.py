@@ -113,18 +113,18 @@ def main() -> None:
 
     sim = start([str(BIN / "gunicorn"), "-k", "gevent", "-w", "1", "--worker-connections", "4000",
                  "-b", f"127.0.0.1:{SIM_PORT}", "app.simulator.app:create_simulator()"], env, core=1)
-    wait_up(f"http://127.0.0.1:{SIM_PORT}/_control/health")
     results: dict = {}
     try:
+        wait_up(f"http://127.0.0.1:{SIM_PORT}/_control/health")
         direct = f"http://127.0.0.1:{SIM_PORT}/direct/v1/chat/completions"
         results["direct c1"] = load(direct, concurrency=1, count=n1)
         results["direct c16 stream"] = load(direct, concurrency=16, count=n16 // 4, stream=True)
         for name, port, app_args in (("bare", BARE_PORT, ["bench.bare_app:app"]), ("waybill", WAYBILL_PORT, [])):
             server = start([str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}", *app_args],
                            env, core=0)
-            wait_up(f"http://127.0.0.1:{port}/")
             url = f"http://127.0.0.1:{port}/v1/chat/completions"
             try:
+                wait_up(f"http://127.0.0.1:{port}/")
                 results[f"{name} c1"] = load(url, key, concurrency=1, count=n1)
                 results[f"{name} c16"] = load(url, key, concurrency=16, count=n16)
                 results[f"{name} c16 stream"] = load(url, key, concurrency=16, count=n16 // 4, stream=True)
