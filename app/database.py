@@ -66,7 +66,8 @@ def write_transaction() -> Iterator[None]:
         yield  # nested: the outer block commits everything at once
         return
     # End any read transaction first: its snapshot could not be upgraded to a write lock.
-    session.commit()
+    if session().in_transaction():
+        session.commit()
     session.connection(execution_options={SQLITE_BEGIN: "IMMEDIATE"})
     session.info[IN_WRITE] = True
     try:
