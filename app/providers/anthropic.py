@@ -1,7 +1,6 @@
 """The `anthropic` adapter: OpenAI chat bodies sent to Anthropic's Messages API and answered in OpenAI's format."""
 from __future__ import annotations
 
-import json
 from typing import Iterator
 
 import requests
@@ -10,9 +9,8 @@ from app.providers.anthropic_format import (
     AnthropicToOpenAIStream, anthropic_response_to_openai, anthropic_usage, openai_request_to_anthropic,
 )
 from app.providers.base import (
-    read_json,
-    ChunkStream, Completion, ErrorClass, USER_AGENT, UpstreamCall, UpstreamError, first_chunk, iter_sse,
-    post_json, transport_error,
+    ChunkStream, Completion, ErrorClass, USER_AGENT, UpstreamCall, UpstreamError, first_chunk,
+    iter_json_events, post_json, read_json,
 )
 from app.providers.redact import redact
 
@@ -89,27 +87,18 @@ def _tracked(stream: ChunkStream, translator: AnthropicToOpenAIStream, first: di
 def _chunks(response: requests.Response, call: UpstreamCall, translator: AnthropicToOpenAIStream) -> Iterator[dict]:
     """Translate Anthropic's SSE into OpenAI chunks, raising UpstreamError on a broken stream."""
     received = 0
-    try:
-        for event, data in iter_sse(response):
-            try:
-                payload = json.loads(data)
-            except ValueError:
-                raise UpstreamError(ErrorClass.BAD_RESPONSE, "stream event is not JSON") from None
-            if not isinstance(payload, dict):
-                raise UpstreamError(ErrorClass.BAD_RESPONSE, "stream event is not an object")
-            received += 1
-            try:
-                chunks = translator.feed(event, payload)
-            except UpstreamError as error:
-                # The translator knows no key; the upstream's message may still echo it.
-                raise UpstreamError(error.error_class, redact(error.detail, call.api_key)) from None
-            except (AttributeError, TypeError):  # a field of the wrong JSON type
-                raise UpstreamError(ErrorClass.BAD_RESPONSE, f"malformed {event or 'stream'} event") from None
-            yield from chunks
-            if translator.finished:
-                return
-    except requests.RequestException as exc:
-        raise transport_error(exc, call) from None
+    for event, payload in iter_json_events(response, call):
+        received += 1
+        try:
+            chunks = translator.feed(event, payload)
+        except UpstreamError as error:
+            # The translator knows no key; the upstream's message may still echo it.
+            raise UpstreamError(error.error_class, redact(error.detail, call.api_key)) from None
+        except (AttributeError, TypeError):  # a field of the wrong JSON type
+            raise UpstreamError(ErrorClass.BAD_RESPONSE, f"malformed {event or 'stream'} event") from None
+        yield from chunks
+        if translator.finished:
+            return
     if received == 0:
         raise UpstreamError(ErrorClass.BAD_RESPONSE, "answer is not an event stream")
     raise UpstreamError(ErrorClass.CONNECT, "stream ended without message_stop")

@@ -203,6 +203,24 @@ def iter_sse(response: requests.Response) -> Iterator[tuple[str | None, str]]:
                 yield event, "\n".join(data_lines)
 
 
+def iter_json_events(response: requests.Response, call: UpstreamCall) -> Iterator[tuple[str | None, dict | str]]:
+    """(event name, JSON object) per server-sent event; OpenAI's `[DONE]` passes through as text."""
+    try:
+        for event, data in iter_sse(response):
+            if data == "[DONE]":
+                yield event, data
+                continue
+            try:
+                payload = json.loads(data)
+            except ValueError:
+                raise UpstreamError(ErrorClass.BAD_RESPONSE, "stream event is not JSON") from None
+            if not isinstance(payload, dict):
+                raise UpstreamError(ErrorClass.BAD_RESPONSE, "stream event is not an object")
+            yield event, payload
+    except requests.RequestException as exc:
+        raise transport_error(exc, call) from None
+
+
 def _event_end(buffer: bytes) -> tuple[int, int] | None:
     """Start and end of the first event separator in buffer, if any."""
     found = [(i, i + len(sep)) for sep in (b"\n\n", b"\r\n\r\n") if (i := buffer.find(sep)) != -1]

@@ -9,9 +9,8 @@ from urllib.parse import quote
 import requests
 
 from app.providers.base import (
-    read_json,
     ChunkStream, Completion, ErrorClass, USER_AGENT, UpstreamCall, UpstreamError, classify_status,
-    first_chunk, iter_sse, post_json, transport_error,
+    first_chunk, iter_json_events, post_json, read_json,
 )
 from app.providers.gemini_format import (
     GeminiToOpenAIStream, gemini_response_to_openai, gemini_usage, openai_request_to_gemini,
@@ -129,16 +128,9 @@ def _chunks(stream: ChunkStream, call: UpstreamCall) -> Iterator[dict]:
 
 def _events(response: requests.Response, call: UpstreamCall) -> Iterator[dict]:
     """Gemini's streamed GenerateContentResponses, raising UpstreamError on a broken stream."""
-    try:
-        for _event, data in iter_sse(response):
-            try:
-                event = json.loads(data)
-            except ValueError:
-                raise UpstreamError(ErrorClass.BAD_RESPONSE, "stream event is not JSON") from None
-            if not isinstance(event, dict):
-                raise UpstreamError(ErrorClass.BAD_RESPONSE, "stream event is not an object")
-            if "error" in event:
-                raise _error_in_body(event, call)
-            yield event
-    except requests.RequestException as exc:
-        raise transport_error(exc, call) from None
+    for _event, event in iter_json_events(response, call):
+        if not isinstance(event, dict):
+            raise UpstreamError(ErrorClass.BAD_RESPONSE, "stream event is not an object")
+        if "error" in event:
+            raise _error_in_body(event, call)
+        yield event

@@ -1,15 +1,13 @@
 """The `openai` and `openai-compatible` adapters: OpenAI's wire format, passed through."""
 from __future__ import annotations
 
-import json
 from typing import Iterator
 
 import requests
 
 from app.providers.base import (
-    read_json,
     ChunkStream, Completion, ErrorClass, TokenUsage, USER_AGENT, UpstreamCall, UpstreamError, first_chunk,
-    iter_sse, post_json, transport_error,
+    iter_json_events, post_json, read_json,
 )
 from app.providers.redact import redact
 
@@ -90,23 +88,14 @@ def _prepend(first: dict, rest: Iterator[dict]) -> Iterator[dict]:
 def _chunks(response: requests.Response, call: UpstreamCall) -> Iterator[dict]:
     """Parse OpenAI's SSE into chunk dicts, raising UpstreamError on a broken stream."""
     received = 0
-    try:
-        for _event, data in iter_sse(response):
-            if data == "[DONE]":
-                return
-            try:
-                chunk = json.loads(data)
-            except ValueError:
-                raise UpstreamError(ErrorClass.BAD_RESPONSE, "stream event is not JSON") from None
-            if not isinstance(chunk, dict):
-                raise UpstreamError(ErrorClass.BAD_RESPONSE, "stream event is not an object")
-            if "error" in chunk:
-                message = chunk["error"].get("message") if isinstance(chunk["error"], dict) else chunk["error"]
-                raise UpstreamError(ErrorClass.UPSTREAM_5XX, redact(f"error event: {message}", call.api_key))
-            received += 1
-            yield chunk
-    except requests.RequestException as exc:
-        raise transport_error(exc, call) from None
+    for _event, chunk in iter_json_events(response, call):
+        if chunk == "[DONE]":
+            return
+        if "error" in chunk:
+            message = chunk["error"].get("message") if isinstance(chunk["error"], dict) else chunk["error"]
+            raise UpstreamError(ErrorClass.UPSTREAM_5XX, redact(f"error event: {message}", call.api_key))
+        received += 1
+        yield chunk
     if received == 0:
         raise UpstreamError(ErrorClass.BAD_RESPONSE, "answer is not an event stream")
     raise UpstreamError(ErrorClass.CONNECT, "stream ended without [DONE]")
