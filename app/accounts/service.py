@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.accounts.models import ApiKey, User
+from app.billing.models import LANES
 from app.billing.wallets import open_wallets
 from app.database import utcnow, write_transaction
 from app.errors import ServiceError
@@ -20,7 +21,6 @@ from app.extensions import db
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 KEY_PREFIX = "wb-"
-LANE_NAMES = ("official", "routed")
 MIN_PASSWORD_LENGTH = 8
 
 
@@ -82,8 +82,8 @@ def issue_key(user: User, name: str = "default", models: list[str] | None = None
               lanes: list[str] | None = None, expires_at: datetime | None = None,
               known_models: set[str] | None = None) -> IssuedKey:
     """Create an API key for a user, checking its model scope and lanes."""
-    lanes = list(lanes) if lanes else list(LANE_NAMES)
-    unknown_lanes = [lane for lane in lanes if lane not in LANE_NAMES]
+    lanes = list(lanes) if lanes else list(LANES)
+    unknown_lanes = [lane for lane in lanes if lane not in LANES]
     if unknown_lanes:
         raise ServiceError(f"unknown lane {unknown_lanes[0]!r}: use official and/or routed")
     if models is not None:
@@ -143,7 +143,7 @@ def lookup_key(secret: str) -> KeyGrant | None:
         return cached[1]
     key = verify_key(secret)
     grant = None if key is None else KeyGrant(
-        key.user_id, key.id, tuple(key.lanes or LANE_NAMES), tuple(key.models) if key.models is not None else None,
+        key.user_id, key.id, tuple(key.lanes or LANES), tuple(key.models) if key.models is not None else None,
         key.rpm_limit, key.spend_cap, key.spent)
     if len(_grants) > 10_000:
         _grants.clear()  # bounded: a flood of unknown keys must not grow it without end

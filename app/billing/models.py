@@ -25,6 +25,7 @@ class WalletKind(str, enum.Enum):
     ROUTED = "routed"
 
 
+LANES = tuple(lane.value for lane in Lane)
 WALLET_OF_LANE = {Lane.OFFICIAL: WalletKind.CREDIT, Lane.ROUTED: WalletKind.ROUTED}
 
 

@@ -1,4 +1,4 @@
-"""Who is calling: an API key (for /v1) or a signed-in user (for the research assistant)."""
+"""Who is calling, and what their API key allows."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,11 +7,10 @@ from datetime import timedelta
 from sqlalchemy import func
 
 from app.accounts.service import lookup_key
+from app.billing.models import LANES
 from app.database import utcnow
 from app.extensions import db
 from app.gateway.errors import GatewayError
-
-ALL_LANES = ("official", "routed")
 
 
 @dataclass(frozen=True)
@@ -19,8 +18,8 @@ class Principal:
     """The caller's identity and limits, detached from the database session."""
 
     user_id: int
-    api_key_id: int | None
-    lanes: tuple[str, ...] = ALL_LANES
+    api_key_id: int | None  # None for in-process callers acting as a signed-in user
+    lanes: tuple[str, ...] = LANES
     models: tuple[str, ...] | None = None
     rpm_limit: int | None = None
     spend_cap: int | None = None
@@ -34,11 +33,6 @@ def authenticate(secret: str | None) -> Principal:
         raise GatewayError(401, "invalid_api_key", "missing, unknown, revoked or expired API key")
     return Principal(user_id=grant.user_id, api_key_id=grant.key_id, lanes=grant.lanes, models=grant.models,
                      rpm_limit=grant.rpm_limit, spend_cap=grant.spend_cap, spent=grant.spent)
-
-
-def for_user(user_id: int) -> Principal:
-    """A principal for in-process callers acting as a signed-in user with every lane."""
-    return Principal(user_id=user_id, api_key_id=None)
 
 
 def check_limits(principal: Principal, model_id: str) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import tomli_w
 
+from app.billing.models import LANES
 from app.billing.pricing import MICROS_PER_USD, parse_multiplier, parse_usd
 from app.catalog.models import MODES, PROVIDERS, Model
 from app.catalog.sync import update_prices
@@ -18,7 +19,7 @@ from app.extensions import db
 from app.routing.health import clear_key_rejected
 from app.routing.keys import resolve_key, store_key
 from app.routing.planner import forget_cached_routes
-from app.routing.models import LANES, Channel, RouteStep
+from app.routing.models import Channel, RouteStep
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 MODEL_FIELDS = {"id", "name", "provider", "mode", "context_window", "max_output_tokens",

@@ -11,7 +11,6 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from app.database import utcnow
 from app.extensions import db
 
-LANES = ("official", "routed")
 
 
 class Channel(db.Model):
