@@ -11,13 +11,14 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def create_app(config: dict | None = None) -> Flask:
     """Build the app: config, extensions, blueprints. Nothing else."""
-    from app.config import load_config
+    from app.config import engine_options, load_config
     from app.extensions import csrf, db, htmx, login_manager, migrate
 
     app = Flask(__name__, template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static"),
                 instance_path=os.environ.get("WAYBILL_INSTANCE_PATH") or None)
     app.config.update(load_config(app.instance_path))
     app.config.update(config or {})
+    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", engine_options(app.config["SQLALCHEMY_DATABASE_URI"]))
 
     db.init_app(app)
     migrate.init_app(app, db, directory=str(Path(__file__).parent / "migrations"))

@@ -41,6 +41,10 @@ def load_config(instance_path: str) -> dict:
         # A hold not settled by then is stale and `waybill sweep` resolves it.
         "WAYBILL_HOLD_TTL_S": int(env.get(f"{ENV_PREFIX}HOLD_TTL_S", "900")),
         "MAX_CONTENT_LENGTH": int(env.get(f"{ENV_PREFIX}MAX_BODY_BYTES", str(4 * 1024 * 1024))),
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "WTF_CSRF_TIME_LIMIT": None,
     }
+
+
+def engine_options(database_url: str) -> dict:
+    """Pool settings for a database URL: a file database needs no liveness ping per checkout."""
+    return {} if database_url.startswith("sqlite") else {"pool_pre_ping": True}
