@@ -6,35 +6,32 @@ write the receipt with its attempts and ledger entry.
 from __future__ import annotations
 
 import re
-import secrets
 import time
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
 from typing import Iterator
 
-from sqlalchemy import bindparam, insert, update
+from sqlalchemy import update
 
 from app.accounts.models import ApiKey
 from app.billing import holds
 from app.billing.models import WALLET_OF_LANE, Lane
 from app.billing.pricing import Usage, charge_micros, format_usd
 from app.billing.wallets import wallet_ids, wallets_of
-from app.database import execute, utcnow, write_transaction
+from app.database import utcnow, write_transaction
 from app.extensions import db
 from app.gateway.errors import GatewayError, invalid_request
-from app.gateway.models import Attempt, Receipt
+from app.gateway.flight import (
+    Flight, HoldRef, attempt_record, finish, record_skip, summary, with_receipt, write_attempts, write_receipt,
+)
 from app.gateway.parsing import DEFAULT_MAX_OUTPUT, ParsedRequest, estimate_tokens, parse_chat, parse_embeddings
 from app.gateway.principal import Principal, check_limits
 from app.providers.base import ChunkStream, Completion, TokenUsage, UpstreamCall, UpstreamError
-from app.providers.redact import redact
 from app.providers.registry import adapter_for
 from app.routing import health as channel_health
 from app.routing.planner import ModelInfo, Step, plan, route_table
 
 # Anthropic's /v1/messages arrives already translated to a chat body; its receipts say "messages".
 PARSERS = {"chat": parse_chat, "messages": parse_chat, "embeddings": parse_embeddings}
-# Core tables with bound parameters: compiled once and cached, cheaper than ORM bulk statements.
-RECEIPT, ATTEMPT = Receipt.__table__, Attempt.__table__
 DATED_SUFFIX = re.compile(r"-(\d{4}-\d{2}-\d{2}|\d{8}|\d{4}|\d{3})$")
 
 
@@ -59,47 +56,9 @@ class StreamServed:
     receipt_id: str
 
 
-@dataclass
-class _HoldRef:
-    id: int
-    wallet: str
-    wallet_id: int
-    amount: int
-
-
-@dataclass
-class _Flight:
-    """The working state of one request between its arrival and its receipt."""
-
-    principal: Principal
-    endpoint: str
-    requested_model: str
-    stream: bool
-    receipt_id: str = field(default_factory=lambda: "rcpt_" + secrets.token_hex(12))
-    started: float = field(default_factory=time.perf_counter)
-    created_at: datetime = field(default_factory=utcnow)
-    parsed: ParsedRequest | None = None
-    model: ModelInfo | None = None
-    attempts: list[dict] = field(default_factory=list)
-    hold: _HoldRef | None = None
-    receipt_written: bool = False
-    shortfalls: dict[str, int] = field(default_factory=dict)
-    tried: int = 0
-
-    def elapsed_ms(self) -> int:
-        return int((time.perf_counter() - self.started) * 1000)
-
-    def headers(self, step: Step | None = None) -> dict[str, str]:
-        headers = {"X-Waybill-Receipt": self.receipt_id}
-        if step is not None:
-            headers.update({"X-Waybill-Route": step.channel.name, "X-Waybill-Attempts": str(len(self.attempts)),
-                            "X-Waybill-Settlement": step.channel.lane})
-        return headers
-
-
 def serve(principal: Principal, endpoint: str, body: object) -> Served | StreamServed:
     """Serve one request end to end; raise GatewayError (with the receipt header) when refused."""
-    flight = _Flight(principal, endpoint, _model_name(body), bool(isinstance(body, dict) and body.get("stream")))
+    flight = Flight(principal, endpoint, _model_name(body), bool(isinstance(body, dict) and body.get("stream")))
     try:
         flight.parsed = PARSERS[endpoint](body)
         flight.stream = flight.parsed.stream
@@ -109,8 +68,8 @@ def serve(principal: Principal, endpoint: str, body: object) -> Served | StreamS
         check_limits(principal, flight.model.id)
         _check_capabilities(flight.parsed, flight.model)
     except GatewayError as error:
-        _finish(flight, status="rejected", stage="before_routing", error=error.message)
-        raise _with_receipt(error, flight) from None
+        finish(flight, status="rejected", stage="before_routing", error=error.message)
+        raise with_receipt(error, flight) from None
     return _walk(flight)
 
 
@@ -127,12 +86,7 @@ def _model_name(body: object) -> str:
     return model[:100] if isinstance(model, str) else ""
 
 
-def _with_receipt(error: GatewayError, flight: _Flight, step: Step | None = None) -> GatewayError:
-    error.headers.update(flight.headers(step))
-    return error
-
-
-def _walk(flight: _Flight) -> Served | StreamServed:
+def _walk(flight: Flight) -> Served | StreamServed:
     """Try the route's steps in order, then a probe of the soonest cooldown if all else is cooling."""
     now = utcnow()
     steps = plan(flight.model.id, list(flight.principal.lanes), now)
@@ -140,14 +94,14 @@ def _walk(flight: _Flight) -> Served | StreamServed:
     last_tried: Step | None = None
     for step in steps:
         if step.skip:
-            _skip(flight, step, step.skip)
+            record_skip(flight, step, step.skip)
             if step.skip == "cooling_down":
                 cooling.append(step)
             continue
         probe = False
         if step.health.probe_due(now):
             if not channel_health.claim_probe(step.channel.id, step.channel.timeout_s):
-                _skip(flight, step, "cooling_down", "another request is probing this channel")
+                record_skip(flight, step, "cooling_down", "another request is probing this channel")
                 cooling.append(step)
                 continue
             probe = True
@@ -166,25 +120,16 @@ def _walk(flight: _Flight) -> Served | StreamServed:
     raise _no_route(flight, steps, last_tried)
 
 
-def _skip(flight: _Flight, step: Step, reason: str, detail: str | None = None) -> None:
-    flight.attempts.append(_attempt(step, "skipped", error_class=reason, detail=detail or reason.replace("_", " ")))
-
-
-def _attempt(step: Step, outcome: str, **values) -> dict:
-    return {"position": step.position, "channel": step.channel.name, "label": step.channel.label,
-            "lane": step.channel.lane, "provider": step.channel.provider, "upstream_model": step.upstream_model,
-            "served_model": None, "outcome": outcome, "http_status": None, "error_class": None,
-            "detail": None, "latency_ms": None, **values}
-
-
-def _hold_amount(flight: _Flight, step: Step) -> int:
+def _hold_amount(flight: Flight, step: Step) -> int:
     """The worst case: the estimated prompt plus max_tokens (or the model's max output)."""
     parsed, model = flight.parsed, flight.model
-    output = 0 if parsed.endpoint == "embeddings" else (parsed.max_tokens or model.max_output_tokens or DEFAULT_MAX_OUTPUT)
+    output = 0
+    if parsed.endpoint != "embeddings":
+        output = parsed.max_tokens or model.max_output_tokens or DEFAULT_MAX_OUTPUT
     return charge_micros(Usage(estimate_tokens(parsed.prompt_text), output), model.price, step.channel.multiplier)
 
 
-def _hold_for(flight: _Flight, step: Step) -> bool:
+def _hold_for(flight: Flight, step: Step) -> bool:
     """Hold the worst case on the wallet of the step's lane, moving the hold if the lane changed."""
     wallet = WALLET_OF_LANE[Lane(step.channel.lane)].value
     amount = _hold_amount(flight, step)
@@ -202,28 +147,15 @@ def _hold_for(flight: _Flight, step: Step) -> bool:
                                  upstream_started=True)
             if old is not None and not void_first:
                 holds.void(old.id)
-            _upsert_receipt(flight, hold_id=hold.id)
+            write_receipt(flight, hold_id=hold.id)
     except holds.InsufficientBalance:
         flight.shortfalls[wallet] = max(flight.shortfalls.get(wallet, 0), amount)
         return False
-    flight.hold = _HoldRef(hold.id, wallet, wallet_id, amount)
+    flight.hold = HoldRef(hold.id, wallet, wallet_id, amount)
     return True
 
 
-def _upsert_receipt(flight: _Flight, **values) -> None:
-    """Insert the receipt on first write and update it after, inside the caller's transaction."""
-    if not flight.receipt_written:
-        execute(insert(RECEIPT), {
-            "id": flight.receipt_id, "user_id": flight.principal.user_id, "api_key_id": flight.principal.api_key_id,
-            "created_at": flight.created_at, "endpoint": flight.endpoint, "requested_model": flight.requested_model,
-            "stream": flight.stream, "flags": [], **values})
-        flight.receipt_written = True
-    elif values:
-        execute(update(RECEIPT).where(RECEIPT.c.id == bindparam("receipt_id")),
-                           {"receipt_id": flight.receipt_id, **values})
-
-
-def _call(flight: _Flight, step: Step) -> UpstreamCall:
+def _call(flight: Flight, step: Step) -> UpstreamCall:
     return UpstreamCall(channel=step.channel.name, provider=step.channel.provider, base_url=step.channel.base_url,
                         api_key=step.channel.api_key, timeout_s=step.channel.timeout_s,
                         upstream_model=step.upstream_model, endpoint=flight.parsed.endpoint,
@@ -231,10 +163,10 @@ def _call(flight: _Flight, step: Step) -> UpstreamCall:
                         default_max_tokens=flight.model.max_output_tokens or DEFAULT_MAX_OUTPUT)
 
 
-def _try(flight: _Flight, step: Step, probe: bool, forced: bool = False) -> Served | StreamServed | None:
+def _try(flight: Flight, step: Step, probe: bool, forced: bool = False) -> Served | StreamServed | None:
     """Try one step: None means fall back to the next; a client error ends the request."""
     if not _hold_for(flight, step):
-        _skip(flight, step, "insufficient_balance", f"the {WALLET_OF_LANE[Lane(step.channel.lane)].value} "
+        record_skip(flight, step, "insufficient_balance", f"the {WALLET_OF_LANE[Lane(step.channel.lane)].value} "
                                                     "wallet cannot cover the hold")
         return None
     flight.tried += 1
@@ -248,7 +180,7 @@ def _try(flight: _Flight, step: Step, probe: bool, forced: bool = False) -> Serv
     except UpstreamError as error:
         latency = int((time.perf_counter() - started) * 1000)
         detail = ("probe: " if probe else "") + error.detail
-        flight.attempts.append(_attempt(step, "error", http_status=error.http_status,
+        flight.attempts.append(attempt_record(step, "error", http_status=error.http_status,
                                         error_class=error.error_class, detail=detail[:500], latency_ms=latency))
         if not error.falls_back:
             raise _client_error(flight, step, error) from None
@@ -275,33 +207,33 @@ def _note_served_model(step: Step, served_model: str | None) -> list[str]:
     return ["model_mismatch"] if mismatch else []
 
 
-def _usage_or_estimate(flight: _Flight, reported: TokenUsage | None, delivered_text: str) -> tuple[Usage, str]:
+def _usage_or_estimate(flight: Flight, reported: TokenUsage | None, delivered_text: str) -> tuple[Usage, str]:
     if reported is not None:
         return Usage(reported.prompt_tokens, reported.completion_tokens, reported.cached_tokens), "reported"
     completion = estimate_tokens(delivered_text) if delivered_text else 0
     return Usage(estimate_tokens(flight.parsed.prompt_text), completion), "estimated"
 
 
-def _served(flight: _Flight, step: Step, completion: Completion, latency: int, probe: bool) -> Served:
+def _served(flight: Flight, step: Step, completion: Completion, latency: int, probe: bool) -> Served:
     flags = _note_served_model(step, completion.served_model)
     text = "".join((c.get("message") or {}).get("content") or "" for c in completion.body.get("choices") or []
                    if isinstance(c, dict)) if flight.parsed.endpoint == "chat" else ""
     usage, source = _usage_or_estimate(flight, completion.usage, text)
-    flight.attempts.append(_attempt(step, "ok", served_model=completion.served_model, latency_ms=latency,
+    flight.attempts.append(attempt_record(step, "ok", served_model=completion.served_model, latency_ms=latency,
                                     detail="probe" if probe else None, http_status=200))
     _settle(flight, step, usage, source, flags, status="succeeded", stage=None, ttfb_ms=latency,
             served_model=completion.served_model)
     return Served(body=completion.body, headers=flight.headers(step), receipt_id=flight.receipt_id)
 
 
-def _streamed(flight: _Flight, step: Step, upstream: ChunkStream, ttfb: int, probe: bool) -> StreamServed:
-    flight.attempts.append(_attempt(step, "ok", served_model=upstream.served_model, latency_ms=ttfb,
+def _streamed(flight: Flight, step: Step, upstream: ChunkStream, ttfb: int, probe: bool) -> StreamServed:
+    flight.attempts.append(attempt_record(step, "ok", served_model=upstream.served_model, latency_ms=ttfb,
                                     detail="probe" if probe else None, http_status=200))
     headers = flight.headers(step)
     return StreamServed(headers=headers, events=_relay(flight, step, upstream, ttfb), receipt_id=flight.receipt_id)
 
 
-def _relay(flight: _Flight, step: Step, upstream: ChunkStream, ttfb: int) -> Iterator[dict]:
+def _relay(flight: Flight, step: Step, upstream: ChunkStream, ttfb: int) -> Iterator[dict]:
     """Pass chunks on and settle exactly once, before the client sees the stream's end."""
     include_usage = flight.parsed.include_usage
     settled = False
@@ -342,13 +274,14 @@ def _relay(flight: _Flight, step: Step, upstream: ChunkStream, ttfb: int) -> Ite
         yield ending
 
 
-def _settle(flight: _Flight, step: Step, usage: Usage, source: str, flags: list[str], status: str,
+def _settle(flight: Flight, step: Step, usage: Usage, source: str, flags: list[str], status: str,
             stage: str | None, ttfb_ms: int, served_model: str | None) -> None:
     """Charge the hold once and write the final receipt, its attempts and the ledger link together."""
     model = flight.model
     charge = charge_micros(usage, model.price, step.channel.multiplier)
     with write_transaction():
-        settlement = holds.settle(flight.hold.id, charge, memo=f"{flight.receipt_id} {model.id} via {step.channel.name}")
+        memo = f"{flight.receipt_id} {model.id} via {step.channel.name}"
+        settlement = holds.settle(flight.hold.id, charge, memo=memo)
         if settlement.underpaid:
             flags.append("underpaid")
         # Only keys with a spend cap count their spending: it saves a write on every other request.
@@ -356,7 +289,7 @@ def _settle(flight: _Flight, step: Step, usage: Usage, source: str, flags: list[
             db.session.execute(update(ApiKey).where(ApiKey.id == flight.principal.api_key_id)
                                .values(spent=ApiKey.spent + settlement.charged)
                                .execution_options(synchronize_session=False))
-        _upsert_receipt(
+        write_receipt(
             flight, status=status, failure_stage=stage, upstream_model=step.upstream_model,
             fallback_used=step.position != _first_position(flight), route_channel=step.channel.name,
             route_label=step.channel.label, route_lane=step.channel.lane, route_position=step.position,
@@ -366,71 +299,48 @@ def _settle(flight: _Flight, step: Step, usage: Usage, source: str, flags: list[
             cached_input_per_mtok=model.price.cached_input_per_mtok, multiplier=_ratio_text(step),
             charge=settlement.charged, latency_ms=flight.elapsed_ms(), ttfb_ms=ttfb_ms, flags=flags,
             ledger_entry_id=settlement.entry.id if settlement.entry else None)
-        _write_attempts(flight)
+        write_attempts(flight)
 
 
-def _first_position(flight: _Flight) -> int:
+def _first_position(flight: Flight) -> int:
     return flight.attempts[0]["position"] if flight.attempts else 1
 
 
 def _ratio_text(step: Step) -> str:
     multiplier = step.channel.multiplier
-    return str(multiplier.numerator) if multiplier.denominator == 1 else f"{multiplier.numerator}/{multiplier.denominator}"
+    if multiplier.denominator == 1:
+        return str(multiplier.numerator)
+    return f"{multiplier.numerator}/{multiplier.denominator}"
 
 
-def _write_attempts(flight: _Flight) -> None:
-    if flight.attempts:
-        execute(insert(ATTEMPT), [{"receipt_id": flight.receipt_id, **a} for a in flight.attempts])
-
-
-def _finish(flight: _Flight, status: str, stage: str | None, error: str) -> None:
-    """Write the receipt of a request that charged nothing, releasing any hold."""
-    with write_transaction():
-        if flight.hold:
-            holds.void(flight.hold.id)
-        _upsert_receipt(flight, status=status, failure_stage=stage, error_message=redact(error)[:2000],
-                        latency_ms=flight.elapsed_ms())
-        _write_attempts(flight)
-
-
-def _client_error(flight: _Flight, step: Step, error: UpstreamError) -> GatewayError:
+def _client_error(flight: Flight, step: Step, error: UpstreamError) -> GatewayError:
     stage = "primary" if flight.tried == 1 else "after_fallback"
     message = (f"{flight.model.id}: {step.channel.name} rejected the request ({error.http_status}): "
                f"{error.client_message or error.detail}; receipt {flight.receipt_id}")
-    _finish(flight, status="failed", stage=stage, error=message)
-    return _with_receipt(GatewayError(400, "invalid_request", message), flight, step)
+    finish(flight, status="failed", stage=stage, error=message)
+    return with_receipt(GatewayError(400, "invalid_request", message), flight, step)
 
 
-def _summary(flight: _Flight) -> str:
-    parts = []
-    for a in flight.attempts:
-        if a["outcome"] == "error":
-            parts.append(f"{a['channel']} {a['http_status'] or a['error_class']}")
-        else:
-            parts.append(f"{a['channel']} skipped ({a['error_class']})")
-    return ", ".join(parts) or "no route configured"
-
-
-def _no_route(flight: _Flight, steps: list[Step], last_tried: Step | None) -> GatewayError:
+def _no_route(flight: Flight, steps: list[Step], last_tried: Step | None) -> GatewayError:
     """The request could not be served: 502 if something was tried, else 402 or 503."""
     model_id = flight.model.id
     if flight.tried and any(a["outcome"] == "error" for a in flight.attempts):
-        message = f"{model_id}: {_summary(flight)}; receipt {flight.receipt_id}"
+        message = f"{model_id}: {summary(flight)}; receipt {flight.receipt_id}"
         stage = "primary" if flight.tried == 1 and steps and last_tried is steps[0] else "after_fallback"
-        _finish(flight, status="failed", stage=stage, error=message)
-        return _with_receipt(GatewayError(502, "all_routes_failed", message), flight, last_tried)
+        finish(flight, status="failed", stage=stage, error=message)
+        return with_receipt(GatewayError(502, "all_routes_failed", message), flight, last_tried)
     if flight.shortfalls:
         wallets = wallets_of(flight.principal.user_id)
         needs = ", ".join(f"{kind} needs ${format_usd(amount)} and has ${format_usd(wallets[kind].available)} available"
                           for kind, amount in sorted(flight.shortfalls.items()))
         message = (f"{model_id}: no allowed wallet can cover the hold ({needs}); a lower max_tokens lowers "
                    f"the hold; receipt {flight.receipt_id}")
-        _finish(flight, status="rejected", stage="no_route", error=message)
-        return _with_receipt(GatewayError(402, "insufficient_balance", message), flight)
-    message = f"{model_id}: no usable route ({_summary(flight)}); receipt {flight.receipt_id}"
+        finish(flight, status="rejected", stage="no_route", error=message)
+        return with_receipt(GatewayError(402, "insufficient_balance", message), flight)
+    message = f"{model_id}: no usable route ({summary(flight)}); receipt {flight.receipt_id}"
     retry_after = _seconds_until_cooldown_ends(steps)
-    _finish(flight, status="failed", stage="no_route", error=message)
-    return _with_receipt(GatewayError(503, "no_route_available", message, retry_after=retry_after), flight)
+    finish(flight, status="failed", stage="no_route", error=message)
+    return with_receipt(GatewayError(503, "no_route_available", message, retry_after=retry_after), flight)
 
 
 def _seconds_until_cooldown_ends(steps: list[Step]) -> int | None:
@@ -441,6 +351,6 @@ def _seconds_until_cooldown_ends(steps: list[Step]) -> int | None:
 
 def record_rejection(principal: Principal, endpoint: str, error: GatewayError) -> GatewayError:
     """Write the receipt of a request refused before its body could be read (e.g. too large)."""
-    flight = _Flight(principal, endpoint, "", False)
-    _finish(flight, status="rejected", stage="before_routing", error=error.message)
-    return _with_receipt(error, flight)
+    flight = Flight(principal, endpoint, "", False)
+    finish(flight, status="rejected", stage="before_routing", error=error.message)
+    return with_receipt(error, flight)
