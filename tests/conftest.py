@@ -238,23 +238,22 @@ channels = ["primary", "backup"]
 """
 
 
+def import_config_text(text: str, directory: Path) -> None:
+    """Apply a config given as TOML text through the real file import (which drops cached routes)."""
+    from app.routing.config_file import import_config
+    path = directory / f"config-{abs(hash(text))}.toml"
+    path.write_text(text)
+    import_config(path)
+
+
 @pytest.fixture
 def gateway(app, sim, make_user, tmp_path):
     """Config on the simulator, a user with $10 in each wallet, and that user's API key."""
     from app.accounts.service import issue_key
-    from app.routing.config_file import import_config
-    from app.routing.health import forget_cached_health
-    from app.routing.planner import forget_cached_routes
-    path = tmp_path / "gateway.toml"
-    path.write_text(GATEWAY_CONFIG.format(sim=sim.root))
-    import_config(path)
-    forget_cached_routes()
-    forget_cached_health()
+    import_config_text(GATEWAY_CONFIG.format(sim=sim.root), tmp_path)
     user = make_user("api@example.com", credit_usd="10", routed_usd="10")
     key = issue_key(user, "tests").secret
-    yield GatewayWorld(user_id=user.id, key=key, sim=sim)
-    forget_cached_routes()
-    forget_cached_health()
+    return GatewayWorld(user_id=user.id, key=key, sim=sim)
 
 
 class GatewayWorld:

@@ -57,8 +57,7 @@ def test_429_cools_the_channel_for_its_retry_after(openai_client, gateway):
 
 
 def test_rejected_key_holds_the_channel_until_the_key_changes(openai_client, gateway, tmp_path):
-    from app.routing.config_file import import_config
-    from tests.conftest import GATEWAY_CONFIG
+    from tests.conftest import GATEWAY_CONFIG, import_config_text
     gateway.sim.set_fault("primary", status=401)
     assert _chat(openai_client).headers["X-Waybill-Route"] == "backup"
     assert _health("primary").key_rejected
@@ -66,10 +65,8 @@ def test_rejected_key_holds_the_channel_until_the_key_changes(openai_client, gat
     receipt = _receipt(openai_client, _chat(openai_client))
     assert receipt["attempts"][0]["error_class"] == "key_rejected"
     assert gateway.sim.log("primary") == []
-    path = tmp_path / "new-key.toml"
-    path.write_text(GATEWAY_CONFIG.format(sim=gateway.sim.root).replace("sk-primary-secret-1111", "sk-primary-new-3333"))
-    import_config(path)
-    forget_cached_health()
+    import_config_text(GATEWAY_CONFIG.format(sim=gateway.sim.root).replace("sk-primary-secret-1111", "sk-primary-new-3333"),
+                       tmp_path)
     raw = _chat(openai_client)
     assert raw.headers["X-Waybill-Route"] == "primary"
     assert gateway.sim.log("primary")[0]["headers"]["authorization"] == "Bearer sk-primary-new-3333"

@@ -8,7 +8,7 @@ import openai
 import pytest
 
 from app.billing.pricing import Price, Usage, charge_micros
-from tests.conftest import assert_ledger_green
+from tests.conftest import assert_ledger_green, import_config_text
 
 MULTI_PROVIDER_CONFIG = """
 [[models]]
@@ -92,12 +92,7 @@ WEATHER_TOOL = {"type": "function", "function": {
 
 @pytest.fixture
 def providers(gateway, tmp_path):
-    from app.routing.config_file import import_config
-    from app.routing.planner import forget_cached_routes
-    path = tmp_path / "providers.toml"
-    path.write_text(MULTI_PROVIDER_CONFIG.format(sim=gateway.sim.root))
-    import_config(path)
-    forget_cached_routes()
+    import_config_text(MULTI_PROVIDER_CONFIG.format(sim=gateway.sim.root), tmp_path)
     return gateway
 
 

@@ -39,3 +39,14 @@ def failure(adapter: ModuleType, call: UpstreamCall) -> UpstreamError:
 def bound_to(adapter: ModuleType):
     """attempt and failure for one adapter."""
     return partial(attempt, adapter), partial(failure, adapter)
+
+
+def read_until_failure(stream: ChunkStream, limit: int = 50) -> tuple[list[dict], UpstreamError]:
+    """Read a stream that must break: the chunks delivered before it did, and the error."""
+    received: list[dict] = []
+    with pytest.raises(UpstreamError) as caught:
+        for chunk in stream.chunks:
+            received.append(chunk)
+            assert len(received) < limit, "stream never broke"
+    stream.close()
+    return received, caught.value

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from app.providers import anthropic as adapter
-from tests.providers.adapter_calls import bound_to, drain
-from app.providers.base import Completion, ErrorClass, TokenUsage, UpstreamCall, UpstreamError
+from tests.providers.adapter_calls import bound_to, drain, read_until_failure
+from app.providers.base import Completion, ErrorClass, TokenUsage, UpstreamCall
 from app.providers.registry import adapter_for
 from app.simulator.app import count_tokens, reply_words
 
@@ -167,22 +167,15 @@ def test_open_stream_returns_after_the_first_chunk(sim):
     sim.set_fault("claude", cut_after=0)
     stream = adapter.open_stream(make_call(sim, stream=True))
     assert stream.delivered_text == [] and stream.usage is None
-    with pytest.raises(UpstreamError) as caught:
-        drain(stream)
-    stream.close()
-    assert caught.value.error_class == ErrorClass.CONNECT
+    _, error = read_until_failure(stream)
+    assert error.error_class == ErrorClass.CONNECT
 
 
 def test_stream_cut_mid_way_keeps_what_was_delivered(sim):
     sim.set_fault("claude", cut_after=3)
     stream = adapter.open_stream(make_call(sim, stream=True))
-    received = []
-    with pytest.raises(UpstreamError) as caught:
-        for chunk in stream.chunks:
-            received.append(chunk)
-            assert len(received) < 50
-    stream.close()
-    assert caught.value.error_class == ErrorClass.CONNECT and caught.value.falls_back
+    received, error = read_until_failure(stream)
+    assert error.error_class == ErrorClass.CONNECT and error.falls_back
     assert len(received) == 4
     assert "".join(stream.delivered_text) == expected_text(n=3)
     assert stream.usage is None
@@ -191,21 +184,17 @@ def test_stream_cut_mid_way_keeps_what_was_delivered(sim):
 def test_overloaded_error_event_mid_stream_is_an_upstream_5xx(sim):
     sim.set_fault("claude", status=529, cut_after=2)
     stream = adapter.open_stream(make_call(sim, stream=True))
-    with pytest.raises(UpstreamError) as caught:
-        drain(stream)
-    stream.close()
-    assert caught.value.error_class == ErrorClass.UPSTREAM_5XX and caught.value.falls_back
-    assert "overloaded_error" in caught.value.detail
+    _, error = read_until_failure(stream)
+    assert error.error_class == ErrorClass.UPSTREAM_5XX and error.falls_back
+    assert "overloaded_error" in error.detail
     assert "".join(stream.delivered_text) == expected_text(n=2)
 
 
 def test_stream_that_stalls_past_the_timeout_is_a_timeout(sim):
     sim.set_fault("claude", chunk_delay_ms=1500, reply_tokens=1)
     stream = adapter.open_stream(make_call(sim, stream=True, timeout_s=0.5))
-    with pytest.raises(UpstreamError) as caught:
-        drain(stream)
-    stream.close()
-    assert caught.value.error_class == ErrorClass.TIMEOUT, caught.value.detail
+    _, error = read_until_failure(stream)
+    assert error.error_class == ErrorClass.TIMEOUT, error.detail
 
 
 # --- headers sent upstream -----------------------------------------------------------------------

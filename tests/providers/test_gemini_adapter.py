@@ -8,7 +8,7 @@ import pytest
 from werkzeug.serving import make_server
 
 from app.providers import gemini as adapter
-from tests.providers.adapter_calls import bound_to, drain
+from tests.providers.adapter_calls import bound_to, drain, read_until_failure
 from app.providers.base import Completion, ErrorClass, TokenUsage, UpstreamCall, UpstreamError
 from app.providers.registry import adapter_for
 from app.simulator.app import count_tokens, reply_words
@@ -149,22 +149,15 @@ def test_open_stream_returns_after_the_first_chunk(sim):
     sim.set_fault("up", cut_after=1)
     stream = adapter.open_stream(make_call(sim, stream=True))
     assert stream.delivered_text == [] and stream.usage is None
-    with pytest.raises(UpstreamError) as caught:
-        drain(stream)
-    stream.close()
-    assert caught.value.error_class == ErrorClass.CONNECT
+    _, error = read_until_failure(stream)
+    assert error.error_class == ErrorClass.CONNECT
 
 
 def test_stream_cut_mid_way_raises_and_keeps_what_was_delivered(sim):
     sim.set_fault("up", cut_after=3)
     stream = adapter.open_stream(make_call(sim, stream=True))
-    received = []
-    with pytest.raises(UpstreamError) as caught:
-        for chunk in stream.chunks:
-            received.append(chunk)
-            assert len(received) < 50
-    stream.close()
-    assert caught.value.error_class == ErrorClass.CONNECT and caught.value.falls_back
+    received, error = read_until_failure(stream)
+    assert error.error_class == ErrorClass.CONNECT and error.falls_back
     assert len(received) == 4
     assert stream.delivered_text == expected_words(n=3)
     assert stream.usage is None, "a cut stream is charged from what was delivered"
@@ -190,13 +183,8 @@ def ends_early():
 def test_a_stream_that_ends_without_a_finish_reason_was_cut(sim, ends_early):
     call = make_call(sim, stream=True)
     stream = adapter.open_stream(UpstreamCall(**{**call.__dict__, "channel": "early", "base_url": ends_early}))
-    received = []
-    with pytest.raises(UpstreamError) as caught:
-        for chunk in stream.chunks:
-            received.append(chunk)
-            assert len(received) < 50
-    stream.close()
-    assert caught.value.error_class == ErrorClass.CONNECT
+    received, error = read_until_failure(stream)
+    assert error.error_class == ErrorClass.CONNECT
     assert stream.delivered_text == ["half ", "half "] and stream.usage is None
 
 
@@ -289,10 +277,8 @@ def test_resource_exhausted_as_the_first_stream_event_fails_open_stream(sim):
 def test_resource_exhausted_mid_stream_is_rate_limited_after_the_delivered_chunks(sim):
     sim.set_fault("up", status=429, retry_after=3, cut_after=2)
     stream = adapter.open_stream(make_call(sim, stream=True))
-    with pytest.raises(UpstreamError) as caught:
-        drain(stream)
-    stream.close()
-    assert (caught.value.error_class, caught.value.retry_after) == (ErrorClass.RATE_LIMITED, 3.0)
+    _, error = read_until_failure(stream)
+    assert (error.error_class, error.retry_after) == (ErrorClass.RATE_LIMITED, 3.0)
     assert stream.delivered_text == expected_words(n=2)
 
 
