@@ -30,8 +30,9 @@ from app.providers.registry import adapter_for
 from app.routing import health as channel_health
 from app.routing.planner import ModelInfo, Step, plan, route_table
 
-# Anthropic's /v1/messages arrives already translated to a chat body; its receipts say "messages".
-PARSERS = {"chat": parse_chat, "messages": parse_chat, "embeddings": parse_embeddings}
+# Anthropic's /v1/messages and Gemini's generateContent arrive already translated to a chat body;
+# their receipts name the endpoint the client called.
+PARSERS = {"chat": parse_chat, "messages": parse_chat, "gemini": parse_chat, "embeddings": parse_embeddings}
 DATED_SUFFIX = re.compile(r"-(\d{4}-\d{2}-\d{2}|\d{8}|\d{4}|\d{3})$")
 
 
