@@ -1,8 +1,8 @@
 """Seed data for `waybill demo`: catalog, channels on the simulator, routes, an admin and a user."""
 from __future__ import annotations
 
-from app.accounts.models import User
-from app.accounts.service import create_user, issue_key
+from app.accounts.models import ApiKey, User
+from app.accounts.service import create_user, issue_key, revoke_key
 from app.billing.pricing import parse_usd
 from app.billing.wallets import credit, wallet_of
 from app.catalog.models import Model
@@ -15,6 +15,7 @@ from app.schema import upgrade_schema
 ADMIN = ("admin@waybill.test", "admin-password")
 USER = ("user@waybill.test", "user-password")
 STARTING_MONEY = {"credit": "20.00", "routed": "10.00"}
+DEMO_KEY_NAME = "demo"
 
 # (name, label, provider, lane, multiplier): all served by the local simulator.
 DEMO_CHANNELS = [
@@ -59,8 +60,15 @@ def _ensure_user(email: str, password: str, is_admin: bool) -> tuple[User, bool]
     return create_user(email, password, is_admin=is_admin), True
 
 
+def _revoke_demo_keys(user: User) -> int:
+    """Revoke the user's live keys from earlier demo runs, so only the key printed last works."""
+    key_ids = db.session.scalars(db.select(ApiKey.id).where(
+        ApiKey.user_id == user.id, ApiKey.name == DEMO_KEY_NAME, ~ApiKey.revoked)).all()
+    return sum(revoke_key(user.id, key_id) for key_id in key_ids)
+
+
 def seed_demo(base_url: str, simulator_root: str) -> list[str]:
-    """Create the demo data once (later runs reuse it) and return what to print."""
+    """Create the demo data once (later runs reuse it, with a fresh key) and return what to print."""
     upgrade_schema()
     sync_catalog()
     with write_transaction():
@@ -72,11 +80,13 @@ def seed_demo(base_url: str, simulator_root: str) -> list[str]:
     if created:
         for kind, amount in STARTING_MONEY.items():
             credit(wallet_of(user.id, kind).id, parse_usd(amount), memo="demo money")
-    issued = issue_key(user, name="demo")
+    revoked = _revoke_demo_keys(user)
+    issued = issue_key(user, name=DEMO_KEY_NAME)
     return [
         f"Waybill demo at {base_url}/   (simulated upstreams at {simulator_root})",
         f"  admin: {ADMIN[0]} / {ADMIN[1]}",
         f"  user:  {USER[0]} / {USER[1]} (credit ${STARTING_MONEY['credit']}, routed ${STARTING_MONEY['routed']} on first run)",
         f"  OpenAI base_url: {base_url}/v1",
+        *([f"  revoked {revoked} API key(s) from earlier demo runs"] if revoked else []),
         f"  API key: {issued.secret}",
     ]

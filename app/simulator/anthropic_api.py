@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from flask import Blueprint, Response, jsonify, request, stream_with_context
 
 from app.providers.anthropic_format import anthropic_error
-from app.simulator.app import begin, count_tokens, cut_stream, drop_connection, reply_words
 from app.simulator.state import Fault
+from app.simulator.wire import begin, count_tokens, cut_stream, drop_connection, reply_words
 
 bp = Blueprint("sim_anthropic", __name__, url_prefix="/<channel>/v1")
 

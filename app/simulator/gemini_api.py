@@ -12,7 +12,7 @@ import uuid
 
 from flask import Blueprint, Response, jsonify, request, stream_with_context
 
-from app.simulator.app import begin, count_tokens, cut_stream, drop_connection, reply_words, sse
+from app.simulator.wire import begin, count_tokens, cut_stream, drop_connection, reply_words, sse
 
 bp = Blueprint("sim_gemini", __name__, url_prefix="/<channel>/v1beta")
 

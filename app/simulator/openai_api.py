@@ -10,9 +10,13 @@ import uuid
 
 from flask import Blueprint, Response, jsonify, request, stream_with_context
 
-from app.simulator.app import begin, count_tokens, cut_stream, drop_connection, reply_words, sse
+from app.simulator.wire import begin, count_tokens, cut_stream, drop_connection, reply_words, sse
 
 bp = Blueprint("sim_openai", __name__, url_prefix="/<channel>/v1")
+# What the `loose` knob leaves out: fields OpenAI's schema requires (or types strictly) that loose
+# OpenAI-compatible relays never send.
+LOOSE_OMITS = ("object", "created", "index", "logprobs", "refusal", "system_fingerprint", "total_tokens",
+               "prompt_tokens_details")
 
 
 def _error(status: int, message: str, retry_after: int | None = None, code: str = "simulated_error"):
@@ -38,6 +42,43 @@ def _prompt_text(messages: list) -> str:
 def _usage(prompt: int, completion: int, cached: int) -> dict:
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion,
             "prompt_tokens_details": {"cached_tokens": min(cached, prompt)}}
+
+
+def _loosen(value):
+    """The value without LOOSE_OMITS at any depth."""
+    if isinstance(value, dict):
+        return {key: _loosen(item) for key, item in value.items() if key not in LOOSE_OMITS}
+    if isinstance(value, list):
+        return [_loosen(item) for item in value]
+    return value
+
+
+def _parts(texts: list[str]) -> list[dict]:
+    return [{"type": "text", "text": text} for text in texts]
+
+
+def _loose_completion(completion: dict, words: list[str]) -> dict:
+    """A completion as a loose relay answers it: text in parts, its own finish and tier names, a null fingerprint."""
+    loose = _loosen(completion)
+    choice = loose["choices"][0]
+    choice["message"]["content"] = _parts(words)
+    if choice["finish_reason"] == "stop":
+        choice["finish_reason"] = "eos"
+    return {**loose, "system_fingerprint": None, "service_tier": "on_demand"}
+
+
+def _loose_chunk(chunk: dict) -> dict:
+    """A chunk as a loose relay streams it: text in parts, finish_reason only at the end, model only beside text."""
+    loose = _loosen(chunk)
+    choices = loose["choices"]
+    for choice in choices:
+        if choice["finish_reason"] is None:
+            del choice["finish_reason"]
+        if choice["delta"].get("content"):
+            choice["delta"]["content"] = _parts([choice["delta"]["content"]])
+    if not any(choice["delta"].get("content") for choice in choices):
+        del loose["model"]
+    return loose
 
 
 @bp.post("/chat/completions")
@@ -71,17 +112,21 @@ def chat_completions(channel: str):
                    "system_fingerprint": "fp_sim"}
         if not fault.omit_usage:
             payload["usage"] = usage
-        return jsonify(payload)
+        return jsonify(_loose_completion(payload, words) if fault.loose else payload)
 
     include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
 
+    def send(data: dict) -> bytes:
+        data = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": served, **data}
+        return sse(json.dumps(_loose_chunk(data) if fault.loose else data))
+
     def chunk(delta: dict, finish: str | None = None) -> bytes:
-        return sse(json.dumps({"id": completion_id, "object": "chat.completion.chunk", "created": created,
-                               "model": served, "system_fingerprint": "fp_sim",
-                               "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]}))
+        return send({"system_fingerprint": "fp_sim",
+                     "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]})
 
     def events():
-        yield chunk({"role": "assistant", "content": ""})
+        if not fault.loose:  # a loose relay starts straight with text
+            yield chunk({"role": "assistant", "content": ""})
         for index, word in enumerate(words):
             if fault.cut_after is not None and index >= fault.cut_after:
                 cut_stream()
@@ -90,9 +135,8 @@ def chat_completions(channel: str):
                 time.sleep(fault.chunk_delay_ms / 1000)
             yield chunk({"content": word})
         yield chunk({}, "stop" if n_words == fault.reply_tokens else "length")
-        if include_usage and not fault.omit_usage:
-            yield sse(json.dumps({"id": completion_id, "object": "chat.completion.chunk", "created": created,
-                                  "model": served, "choices": [], "usage": usage}))
+        if (include_usage or fault.loose) and not fault.omit_usage:
+            yield send({"choices": [], "usage": usage})
         yield sse("[DONE]")
 
     return Response(stream_with_context(events()), mimetype="text/event-stream",
@@ -131,7 +175,7 @@ def embeddings(channel: str):
     payload = {"object": "list", "data": data, "model": fault.served_model or body["model"]}
     if not fault.omit_usage:
         payload["usage"] = {"prompt_tokens": prompt, "total_tokens": prompt}
-    return jsonify(payload)
+    return jsonify(_loosen(payload) if fault.loose else payload)
 
 
 @bp.get("/models")

@@ -32,6 +32,14 @@ class Fault:
     bad_body: bool = False             # answer 200 with a body that is not JSON/SSE
     reply_tokens: int = 12             # completion length in tokens (one word each)
     cached_tokens: int = 0             # prompt tokens reported as served from cache
+    # OpenAI protocol only: answer like a loose OpenAI-compatible relay, so tests see what the gateway
+    # must conform. Answers and chunks leave out object, created, index, logprobs, refusal,
+    # system_fingerprint and usage's total_tokens and prompt_tokens_details; text comes as content parts
+    # ([{"type": "text", ...}]). A chat answer also says finish_reason "eos" for "stop", service_tier
+    # "on_demand" and a null system_fingerprint. A stream has no role chunk, its text chunks carry no
+    # finish_reason and are the only ones naming the model, and it always ends with a usage chunk,
+    # whatever stream_options says.
+    loose: bool = False
     times: int | None = None           # apply to the next N requests only, then heal
     chaos: float = 0.0                 # chance that a request gets one of CHAOS_FAULTS instead
 

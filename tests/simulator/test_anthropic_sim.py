@@ -8,7 +8,7 @@ import httpx2
 import pytest
 import requests
 
-from app.simulator.app import count_tokens, reply_words
+from app.simulator.wire import count_tokens, reply_words
 
 SYSTEM = "Be brief."
 MESSAGES = [{"role": "user", "content": "Where does my request go?"}]

@@ -6,7 +6,7 @@ import requests
 from google import genai
 from google.genai import types
 
-from app.simulator.app import count_tokens, reply_words
+from app.simulator.wire import count_tokens, reply_words
 
 KEY = "AIza-test-key"
 MODEL = "gemini-2.0-flash"

@@ -2,14 +2,15 @@
 from __future__ import annotations
 
 import base64
+import json
 import struct
 
 import openai
 import pytest
 import requests
 
-from app.simulator.app import count_tokens
 from app.simulator.server import set_remote_fault
+from app.simulator.wire import count_tokens
 
 MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Where does my request go?"}]
 PROMPT_TEXT = "Be brief. Where does my request go?"
@@ -308,6 +309,35 @@ def test_reply_tokens_and_cached_tokens_shape_the_usage(sim):
     assert completion.usage.completion_tokens == 3
     assert completion.usage.prompt_tokens_details.cached_tokens == 4
     assert completion.choices[0].finish_reason == "stop"
+
+
+def test_loose_answers_like_a_loose_openai_compatible_relay(sim):
+    sim.set_fault("x", loose=True, reply_tokens=2)
+    ask = {"model": "gpt-4o-mini", "messages": MESSAGES}
+    words = [{"type": "text", "text": "Simulated "}, {"type": "text", "text": "reply "}]
+    usage = {"prompt_tokens": 9, "completion_tokens": 2}
+    answer = requests.post(f"{sim.url('x')}/chat/completions", json=ask, timeout=10).json()
+    assert answer == {"id": answer["id"], "model": "gpt-4o-mini", "system_fingerprint": None,
+                      "service_tier": "on_demand", "usage": usage,
+                      "choices": [{"message": {"role": "assistant", "content": words}, "finish_reason": "eos"}]}
+
+    streamed = requests.post(f"{sim.url('x')}/chat/completions", json={**ask, "stream": True}, timeout=10)
+    *events, done = [block for block in streamed.text.split("\n\n") if block]
+    assert done == "data: [DONE]", "stream_options did not ask for usage, yet it comes"
+    chunks = [json.loads(event.removeprefix("data: ")) for event in events]
+    stream_id = chunks[0]["id"]
+    assert chunks == [
+        {"id": stream_id, "model": "gpt-4o-mini", "choices": [{"delta": {"content": [words[0]]}}]},
+        {"id": stream_id, "model": "gpt-4o-mini", "choices": [{"delta": {"content": [words[1]]}}]},
+        {"id": stream_id, "choices": [{"delta": {}, "finish_reason": "stop"}]},
+        {"id": stream_id, "choices": [], "usage": usage}]
+
+    embedded = requests.post(f"{sim.url('x')}/embeddings", timeout=10, json={
+        "model": "text-embedding-3-small", "input": ["alpha", "beta"], "encoding_format": "float"}).json()
+    vectors = [item.pop("embedding") for item in embedded["data"]]
+    assert embedded == {"model": "text-embedding-3-small", "data": [{}, {}],
+                        "usage": {"prompt_tokens": count_tokens("alpha") + count_tokens("beta")}}
+    assert [len(vector) for vector in vectors] == [8, 8]
 
 
 def test_times_heals_after_n_requests(sim):
