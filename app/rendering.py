@@ -1,16 +1,27 @@
 """The one helper that decides between a full page and an htmx fragment."""
 from __future__ import annotations
 
-from flask import make_response, render_template
+from flask import make_response, render_template, session
 from htmx_flask import request
 
 
 def render(page: str, fragment: str | None = None, status: int = 200, **context):
     """Render the fragment for an htmx request (not a history restore), else the whole page."""
     wants_fragment = fragment is not None and request.htmx and not request.htmx.history_restore_request
-    response = make_response(render_template(fragment if wants_fragment else page, **context), status)
+    body = render_template(fragment if wants_fragment else page, **context)
+    if wants_fragment:
+        body += _flashes_out_of_band(status)
+    response = make_response(body, status)
     response.vary.add("HX-Request")
     return response
+
+
+def _flashes_out_of_band(status: int) -> str:
+    """The flash region, for htmx to swap in beside the fragment, so a mutation's flash shows at once."""
+    # Sent only when flashes are pending, or on an error (clearing stale ones): a polling panel must not wipe them.
+    if not session.get("_flashes") and status < 400:
+        return ""
+    return render_template("_flashes.html", out_of_band=True)
 
 
 def usd(micros: int | None) -> str:

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import flash, redirect, request, url_for
-from flask_login import current_user, login_user, logout_user
+from flask import Response, flash, redirect, url_for
+from flask_login import current_user, login_url, login_user, logout_user
+from htmx_flask import request
 
 from app.accounts.models import User
 from app.accounts.service import authenticate, create_user
@@ -22,6 +23,15 @@ def load_user(user_id: str) -> User | None:
 
 
 login_manager.login_view = "auth.login"
+
+
+@login_manager.unauthorized_handler
+def send_to_login():
+    """Send a visitor to sign in, coming back afterwards to the page they were on."""
+    flash(login_manager.login_message, login_manager.login_message_category)
+    if request.htmx:  # htmx would follow a 302 inside its swap; have the browser load the login page instead
+        return Response(status=401, headers={"HX-Redirect": login_url("auth.login", request.htmx.current_url)})
+    return redirect(login_url("auth.login", request.url))
 
 
 def _safe_next(default: str) -> str:

@@ -37,8 +37,7 @@ def keys():
     form, issued = NewKeyForm(), None
     if form.validate_on_submit():
         issued = issue_key(current_user, name=form.name.data, lanes=form.lanes.data)
-    return render("user/keys.html", "user/_keys.html", form=form, issued=issued,
-                  revoke_form=RevokeKeyForm(), keys=current_user.api_keys)
+    return _keys_page(form, issued)
 
 
 @bp.route("/keys/<int:key_id>/revoke", methods=["POST"])
@@ -46,6 +45,11 @@ def keys():
 def revoke(key_id: int):
     if not RevokeKeyForm().validate_on_submit() or not revoke_key(current_user.id, key_id):
         abort(404)
-    flash("Key revoked. Requests with it now get 401.", "info")
-    return render("user/keys.html", "user/_keys.html", form=NewKeyForm(formdata=None), issued=None,
+    flash("Key revoked. Requests with it now get 401.", "info")  # render sends it out of band to htmx
+    return _keys_page(NewKeyForm(formdata=None))
+
+
+def _keys_page(form: NewKeyForm, issued=None):
+    """The keys page, or its fragment: the user's keys, the new-key form, and a just-issued secret."""
+    return render("user/keys.html", "user/_keys.html", form=form, issued=issued,
                   revoke_form=RevokeKeyForm(), keys=current_user.api_keys)

@@ -29,18 +29,30 @@ def test_signup_refuses_a_duplicate_email_and_a_short_password(client, make_user
     assert db.session.scalar(db.select(db.func.count(User.id))) == 1
 
 
-def test_post_without_csrf_token_is_refused(client, make_user):
+def session_of(app, client) -> dict:
+    """The session as the app reads it from the client's signed cookie."""
+    cookie = client.get_cookie("session")
+    assert cookie is not None, "no session cookie"
+    return app.session_interface.get_signing_serializer(app).loads(cookie.value)
+
+
+def test_post_without_csrf_token_is_refused(app, client, make_user):
     make_user()
+    client.get("/login")
     response = client.post("/login", data={"email": "user@example.com", "password": "password123"})
     assert response.status_code == 400
-    assert "_user_id" not in (client.get_cookie("session").value if client.get_cookie("session") else "")
+    session = session_of(app, client)
+    assert "csrf_token" in session and "_user_id" not in session
     assert client.get("/").status_code == 302
 
 
-def test_login_with_a_wrong_password_fails_and_logout_signs_out(client, login_as):
+def test_login_with_a_wrong_password_fails_and_logout_signs_out(app, client, login_as):
     login_as()
+    user = db.session.scalar(db.select(User).where(User.email == "user@example.com"))
+    assert session_of(app, client)["_user_id"] == str(user.id)
     assert client.get("/").status_code == 200
     client.post("/logout", data={"csrf_token": csrf_from(client.get("/").get_data(as_text=True))})
+    assert "_user_id" not in session_of(app, client)
     assert client.get("/").status_code == 302
     token = csrf_from(client.get("/login").get_data(as_text=True))
     response = client.post("/login", data={"email": "user@example.com", "password": "wrong-password", "csrf_token": token})
@@ -74,3 +86,15 @@ def test_admin_area_is_for_admins_only(client, login_as):
     client.get("/logout")
     login_as("boss@example.com", admin=True)
     assert client.get("/admin/").status_code == 200
+
+
+def test_a_visitor_is_sent_to_sign_in_and_back(client):
+    response = client.get("/keys")
+    assert response.status_code == 302 and response.headers["Location"] == "/login?next=%2Fkeys"
+    assert "Please log in" in client.get(response.headers["Location"]).get_data(as_text=True)
+
+
+def test_an_htmx_request_from_a_visitor_loads_the_login_page_in_full(client):
+    # Following a 302 inside htmx would swap the whole login page into the fragment's place.
+    response = client.get("/keys", headers={"HX-Request": "true", "HX-Current-URL": "http://localhost/keys"})
+    assert response.status_code == 401 and response.headers["HX-Redirect"] == "/login?next=%2Fkeys"
