@@ -12,6 +12,7 @@ from app.providers.base import (
     ChunkStream, Completion, ErrorClass, USER_AGENT, UpstreamCall, UpstreamError, first_chunk,
     iter_json_events, post_json, read_json,
 )
+from app.providers.openai_shape import ChunkShaper, conform_completion
 from app.providers.redact import redact
 
 API_VERSION = "2023-06-01"
@@ -54,7 +55,8 @@ def send(call: UpstreamCall) -> Completion:
         body = anthropic_response_to_openai(data)
     except (AttributeError, TypeError):
         raise UpstreamError(ErrorClass.BAD_RESPONSE, "message has malformed content", response.status_code) from None
-    return Completion(body=body, usage=anthropic_usage(data.get("usage")), served_model=data.get("model"))
+    return Completion(body=conform_completion(body, call.upstream_model), usage=anthropic_usage(data.get("usage")),
+                      served_model=data.get("model"))
 
 
 def open_stream(call: UpstreamCall) -> ChunkStream:
@@ -64,21 +66,22 @@ def open_stream(call: UpstreamCall) -> ChunkStream:
     chunks = _chunks(response, call, translator)
     stream = ChunkStream(chunks=iter(()), response=response)
     first = first_chunk(response, chunks)
-    stream.chunks = _tracked(stream, translator, first, chunks)
+    stream.chunks = _tracked(stream, translator, first, chunks, ChunkShaper(call.upstream_model))
     return stream
 
 
 def _tracked(stream: ChunkStream, translator: AnthropicToOpenAIStream, first: dict,
-             rest: Iterator[dict]) -> Iterator[dict]:
-    """Yield chunks while noting the served model, delivered text and usage."""
+             rest: Iterator[dict], shape: ChunkShaper) -> Iterator[dict]:
+    """Yield conforming chunks while noting the served model, delivered text and usage."""
     stream.served_model = translator.model
-    yield first
+    yield shape(first)
     for chunk in rest:
         stream.served_model = translator.model
         # Set as soon as message_delta reported it, so a cut before message_stop still bills reported usage.
         stream.usage = translator.usage
-        for choice in chunk.get("choices") or []:
-            content = (choice.get("delta") or {}).get("content")
+        chunk = shape(chunk)
+        for choice in chunk["choices"]:
+            content = choice["delta"].get("content")
             if content:
                 stream.delivered_text.append(content)
         yield chunk

@@ -1,6 +1,7 @@
 """What every adapter takes and returns, the error classes, and pooled HTTP sessions."""
 from __future__ import annotations
 
+import enum
 import json
 import threading
 from datetime import datetime, timezone
@@ -18,7 +19,7 @@ CONNECT_TIMEOUT_S = 5.0
 POOL_SIZE = 1024
 
 
-class ErrorClass:
+class ErrorClass(enum.StrEnum):
     """The receipt's error classes for upstream failures."""
 
     TIMEOUT = "timeout"

@@ -13,12 +13,11 @@ from app.providers.base import (
     first_chunk, iter_json_events, post_json, read_json,
 )
 from app.providers.gemini_format import (
-    GeminiToOpenAIStream, gemini_response_to_openai, gemini_usage, openai_request_to_gemini,
+    ERROR_INFO, RETRY_INFO, GeminiToOpenAIStream, gemini_response_to_openai, gemini_usage, openai_request_to_gemini,
 )
+from app.providers.openai_shape import ChunkShaper, conform_completion
 
 API_VERSION = "v1beta"
-RETRY_INFO = "type.googleapis.com/google.rpc.RetryInfo"
-ERROR_INFO = "type.googleapis.com/google.rpc.ErrorInfo"
 
 
 def _url(call: UpstreamCall) -> str:
@@ -89,7 +88,8 @@ def send(call: UpstreamCall) -> Completion:
         usage = gemini_usage(meta) if isinstance(meta, dict) else None
     except ValueError as exc:
         raise UpstreamError(ErrorClass.BAD_RESPONSE, str(exc), response.status_code) from None
-    return Completion(body=body, usage=usage, served_model=data.get("modelVersion"))
+    return Completion(body=conform_completion(body, call.upstream_model), usage=usage,
+                      served_model=data.get("modelVersion"))
 
 
 def open_stream(call: UpstreamCall) -> ChunkStream:
@@ -105,6 +105,7 @@ def open_stream(call: UpstreamCall) -> ChunkStream:
 def _chunks(stream: ChunkStream, call: UpstreamCall) -> Iterator[dict]:
     """OpenAI chunks for Gemini's events, noting served model and delivered text on the way."""
     translator = GeminiToOpenAIStream(call.upstream_model)
+    shape = ChunkShaper(call.upstream_model)
     received = 0
     for event in _events(stream.response, call):
         received += 1
@@ -113,7 +114,7 @@ def _chunks(stream: ChunkStream, call: UpstreamCall) -> Iterator[dict]:
             chunks = translator.feed(event)
         except ValueError as exc:
             raise UpstreamError(ErrorClass.BAD_RESPONSE, str(exc)) from None
-        for chunk in chunks:
+        for chunk in map(shape, chunks):
             stream.delivered_text.extend(c["delta"]["content"] for c in chunk["choices"] if c["delta"].get("content"))
             yield chunk
     if received == 0:
@@ -123,7 +124,7 @@ def _chunks(stream: ChunkStream, call: UpstreamCall) -> Iterator[dict]:
         raise UpstreamError(ErrorClass.CONNECT, "stream ended before its finishReason")
     # Only a finished stream's usage is the total; a cut one is charged from the delivered text.
     stream.usage = translator.usage
-    yield from translator.finish()
+    yield from map(shape, translator.finish())
 
 
 def _events(response: requests.Response, call: UpstreamCall) -> Iterator[dict]:

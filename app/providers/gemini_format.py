@@ -1,4 +1,7 @@
-"""Translation between OpenAI chat completions and Gemini's generateContent, both ways. No I/O."""
+"""Translation for channels: OpenAI chat bodies to Gemini's generateContent, and its answers back. No I/O.
+
+The other way round, for google-genai clients calling Waybill, lives in app/proxy/clients/gemini.py.
+"""
 from __future__ import annotations
 
 import json
@@ -19,6 +22,28 @@ FILTERED = {"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "
 # JSON Schema keywords Gemini's OpenAPI-subset `parameters` rejects with a 400.
 UNSUPPORTED_SCHEMA_KEYS = ("$schema", "additionalProperties")
 DEFAULT_IMAGE_MIME = "image/jpeg"
+
+
+STATUS_NAMES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 402: "FAILED_PRECONDITION", 403: "PERMISSION_DENIED",
+                404: "NOT_FOUND", 405: "UNIMPLEMENTED", 408: "DEADLINE_EXCEEDED", 409: "ABORTED",
+                413: "INVALID_ARGUMENT", 429: "RESOURCE_EXHAUSTED", 499: "CANCELLED", 500: "INTERNAL",
+                501: "UNIMPLEMENTED", 502: "UNAVAILABLE", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}
+ERROR_INFO = "type.googleapis.com/google.rpc.ErrorInfo"
+RETRY_INFO = "type.googleapis.com/google.rpc.RetryInfo"
+
+
+def google_error(status: int, message: str, reason: str | None = None, retry_after: int | None = None) -> dict:
+    """Google's error envelope for an HTTP status, as a body or a stream event; reason and delay go in details."""
+    error: dict = {"code": status, "message": message,
+                   "status": STATUS_NAMES.get(status, "INTERNAL" if status >= 500 else "FAILED_PRECONDITION")}
+    details = []
+    if reason:
+        details.append({"@type": ERROR_INFO, "reason": reason.upper(), "domain": "waybill"})
+    if retry_after is not None:
+        details.append({"@type": RETRY_INFO, "retryDelay": f"{retry_after}s"})
+    if details:
+        error["details"] = details
+    return {"error": error}
 
 
 # --- OpenAI request -> Gemini request ------------------------------------------------------------
@@ -271,9 +296,10 @@ def _split_parts(candidate: dict) -> tuple[str, list[dict]]:
     return "".join(texts), calls
 
 
-def _tool_call(part: dict, number: int) -> dict:
+def tool_call_of_part(part: dict, call_id: str) -> dict:
+    """A functionCall part as an OpenAI tool call, keeping a thinking model's signature."""
     call = part["functionCall"]
-    tool_call = {"id": f"call_{number}", "type": "function",
+    tool_call = {"id": call_id, "type": "function",
                  "function": {"name": call.get("name"), "arguments": json.dumps(call.get("args") or {})}}
     if part.get("thoughtSignature"):
         # Where Google's own OpenAI-compatible endpoint puts it, so clients echo it back unchanged.
@@ -296,7 +322,7 @@ def gemini_response_to_openai(data: dict, model: str) -> dict:
     text, calls = _split_parts(candidate)
     message: dict = {"role": "assistant", "content": text if text or not calls else None, "refusal": None}
     if calls:
-        message["tool_calls"] = [_tool_call(call, n) for n, call in enumerate(calls)]
+        message["tool_calls"] = [tool_call_of_part(call, f"call_{n}") for n, call in enumerate(calls)]
     body = {"id": _completion_id(data), "object": "chat.completion", "created": int(time.time()),
             "model": data.get("modelVersion") or model,
             "choices": [{"index": 0, "message": message, "logprobs": None,
@@ -341,7 +367,7 @@ class GeminiToOpenAIStream:
         if text:
             chunks.append(self._chunk({"content": text}))
         for call in calls:
-            delta = {"index": self._tool_calls, **_tool_call(call, self._tool_calls)}
+            delta = {"index": self._tool_calls, **tool_call_of_part(call, f"call_{self._tool_calls}")}
             self._tool_calls += 1
             chunks.append(self._chunk({"tool_calls": [delta]}))
         self.finish_reason = candidate.get("finishReason") or self.finish_reason

@@ -9,6 +9,7 @@ from app.providers.base import (
     ChunkStream, Completion, ErrorClass, TokenUsage, USER_AGENT, UpstreamCall, UpstreamError, first_chunk,
     iter_json_events, post_json, read_json,
 )
+from app.providers.openai_shape import ChunkShaper, conform_completion, conform_embeddings
 from app.providers.redact import redact
 
 PATHS = {"chat": "/chat/completions", "embeddings": "/embeddings"}
@@ -54,7 +55,9 @@ def send(call: UpstreamCall) -> Completion:
     expected = "choices" if call.endpoint == "chat" else "data"
     if not isinstance(data, dict) or not isinstance(data.get(expected), list):
         raise UpstreamError(ErrorClass.BAD_RESPONSE, f"answer has no {expected!r} list", response.status_code)
-    return Completion(body=data, usage=parse_usage(data.get("usage")), served_model=data.get("model"))
+    conform = conform_completion if call.endpoint == "chat" else conform_embeddings
+    return Completion(body=conform(data, call.upstream_model), usage=parse_usage(data.get("usage")),
+                      served_model=data.get("model"))
 
 
 def open_stream(call: UpstreamCall) -> ChunkStream:
@@ -63,18 +66,20 @@ def open_stream(call: UpstreamCall) -> ChunkStream:
     events = _chunks(response, call)
     stream = ChunkStream(chunks=iter(()), response=response)
     first = first_chunk(response, events)
-    stream.chunks = _tracked(stream, first, events)
+    stream.served_model = first.get("model") or None  # known before the first byte, for the headers
+    stream.chunks = _tracked(stream, first, events, ChunkShaper(call.upstream_model))
     return stream
 
 
-def _tracked(stream: ChunkStream, first: dict, rest: Iterator[dict]) -> Iterator[dict]:
-    """Yield chunks while noting the served model, delivered text and usage."""
+def _tracked(stream: ChunkStream, first: dict, rest: Iterator[dict], shape: ChunkShaper) -> Iterator[dict]:
+    """Yield conforming chunks while noting the served model, delivered text and usage."""
     for chunk in _prepend(first, rest):
         stream.served_model = stream.served_model or chunk.get("model")
         if chunk.get("usage"):
             stream.usage = parse_usage(chunk["usage"])
-        for choice in chunk.get("choices") or []:
-            content = (choice.get("delta") or {}).get("content")
+        chunk = shape(chunk)
+        for choice in chunk["choices"]:
+            content = choice["delta"].get("content")
             if content:
                 stream.delivered_text.append(content)
         yield chunk

@@ -1,118 +1,120 @@
-"""Views of /v1. Bearer keys only: this blueprint never reads the session cookie."""
+"""Views of the API. Keys only (Bearer, x-api-key, x-goog-api-key): this blueprint never reads the session cookie."""
 from __future__ import annotations
 
-import json
-from typing import Iterator
+from typing import Callable, TypeVar
 
 from flask import Response, current_app, jsonify, request, stream_with_context
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from app.gateway.catalog import models_for
+from app.gateway.catalog import count_prompt_tokens, model_for, models_for, openai_model
 from app.gateway.errors import GatewayError, invalid_request
 from app.gateway.principal import Principal, authenticate
 from app.gateway.receipts import find_receipt, receipt_json
-from app.gateway.service import Served, record_rejection, serve
+from app.gateway.service import Served, StreamServed, record_rejection, serve
 from app.gateway.wallets import wallets_json
-from app.providers.anthropic_format import (
-    OpenAIToAnthropicStream, anthropic_error, anthropic_request_to_openai, openai_response_to_anthropic,
-)
 from app.proxy import bp
+from app.proxy.clients.anthropic import anthropic_request_to_openai, openai_response_to_anthropic
+from app.proxy.clients.gemini import gemini_model, gemini_request_to_openai, openai_response_to_gemini
+from app.proxy.envelopes import api_error_response, dialect, error_response
+from app.proxy.streams import AnthropicFraming, Framing, GeminiFraming, OpenAIFraming, framed
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-
-
-def error_response(error: GatewayError, anthropic: bool = False) -> Response:
-    """OpenAI's error envelope (or Anthropic's, for Claude clients), with Waybill headers and retry hints."""
-    if anthropic:
-        body = anthropic_error(error.status, error.message)
-    else:
-        body = {"error": {"message": error.message, "type": error.error_type, "code": error.code}}
-    response = jsonify(body)
-    response.status_code = error.status
-    response.headers.update(error.headers)
-    if not error.retryable:
-        response.headers["x-should-retry"] = "false"
-    if error.retry_after is not None:
-        response.headers["Retry-After"] = str(error.retry_after)
-    return response
+GEMINI_PATH = "/<any(v1, v1beta):version>/models/<path:model>"
+T = TypeVar("T")
 
 
 @bp.errorhandler(GatewayError)
 def on_gateway_error(error: GatewayError):
-    return error_response(error, anthropic=request.endpoint == "proxy.messages")
+    return error_response(error)
 
 
 @bp.errorhandler(Exception)
 def on_unexpected_error(error: Exception):
-    """Anything else still answers in OpenAI's envelope; the details go to the log only."""
-    from werkzeug.exceptions import HTTPException
+    """Anything else still answers in the caller's envelope; the details go to the log only.
+
+    The common HTTP errors (400, 404, 405, 413, 500) reach app/errors.py first, which answers the same way.
+    """
     if isinstance(error, HTTPException):
-        return error_response(GatewayError(error.code or 500, "invalid_request" if (error.code or 500) < 500
-                                           else "internal_error", error.description or error.name))
-    current_app.logger.exception("unexpected error in /v1")
-    return error_response(GatewayError(500, "internal_error", "Waybill hit an internal error"))
-
-
-def bearer_key() -> str | None:
-    header = request.headers.get("Authorization", "")
-    return header[7:].strip() if header[:7].lower() == "bearer " else None
-
-
-def anthropic_key() -> str | None:
-    """Claude clients send x-api-key; Bearer works too."""
-    return request.headers.get("x-api-key") or bearer_key()
+        status = error.code or 500
+        return api_error_response(status, "internal_error" if status >= 500 else "invalid_request",
+                                  error.description or error.name)
+    current_app.logger.exception("unexpected error in the API")
+    return api_error_response(500, "internal_error", "Waybill hit an internal error")
 
 
 def _principal() -> Principal:
-    return authenticate(bearer_key())
+    """The caller, by the key header of the API it speaks; Bearer works for all three."""
+    header = request.headers.get("Authorization", "")
+    bearer = header[7:].strip() if header[:7].lower() == "bearer " else None
+    own_header = {"anthropic": "x-api-key", "google": "x-goog-api-key"}.get(dialect() or "openai")
+    return authenticate((own_header and request.headers.get(own_header)) or bearer)
 
 
-def _json_body(principal: Principal, endpoint: str) -> object:
+def _body() -> object:
     try:
         return request.get_json(force=True, silent=True)
     except RequestEntityTooLarge:
-        raise record_rejection(principal, endpoint, GatewayError(413, "request_too_large", "the body is too large")) from None
+        raise GatewayError(413, "request_too_large", "the body is too large") from None
 
 
-def openai_sse(events: Iterator[dict]) -> Iterator[bytes]:
-    """OpenAI's stream framing: a data line per chunk, then [DONE] unless it ended in an error."""
+def _translated(translate: Callable[..., dict], *args) -> dict:
+    """The client's body as an OpenAI chat body; 400 invalid_request when it cannot be one."""
     try:
-        for event in events:
-            yield b"data: " + json.dumps(event, separators=(",", ":")).encode() + b"\n\n"
-            if "error" in event:
-                return
-        yield b"data: [DONE]\n\n"
-    finally:
-        events.close()  # a client hang-up reaches the gateway now, not at garbage collection
+        return translate(_body(), *args)
+    except ValueError as exc:
+        raise invalid_request(str(exc)) from None
 
 
-def _answer(result) -> Response:
+def _receipted(principal: Principal, endpoint: str, read: Callable[[], T]) -> T:
+    """read(), with a receipt for a request refused before the gateway could see it."""
+    try:
+        return read()
+    except GatewayError as error:
+        raise record_rejection(principal, endpoint, error) from None
+
+
+def _answer(result: Served | StreamServed, to_json: Callable[[dict], dict], framing: Framing) -> Response:
     if isinstance(result, Served):
-        response = jsonify(result.body)
+        response = jsonify(to_json(result.body))
         response.headers.update(result.headers)
         return response
-    return Response(stream_with_context(openai_sse(result.events)), mimetype="text/event-stream",
+    return Response(stream_with_context(framed(result.events, framing)), mimetype="text/event-stream",
                     headers={**SSE_HEADERS, **result.headers})
 
 
-@bp.post("/chat/completions")
+def _as_is(body: dict) -> dict:
+    return body
+
+
+@bp.post("/v1/chat/completions")
 def chat_completions():
     principal = _principal()
-    return _answer(serve(principal, "chat", _json_body(principal, "chat")))
+    return _answer(serve(principal, "chat", _receipted(principal, "chat", _body)), _as_is, OpenAIFraming())
 
 
-@bp.post("/embeddings")
+@bp.post("/v1/embeddings")
 def embeddings():
     principal = _principal()
-    return _answer(serve(principal, "embeddings", _json_body(principal, "embeddings")))
+    return _answer(serve(principal, "embeddings", _receipted(principal, "embeddings", _body)), _as_is, OpenAIFraming())
 
 
-@bp.get("/models")
+@bp.get("/v1/models")
+@bp.get("/v1beta/models")
 def models():
-    return jsonify(object="list", data=models_for(_principal()))
+    listed = models_for(_principal())
+    if dialect() == "google":
+        return jsonify(models=[gemini_model(model) for model in listed])
+    return jsonify(object="list", data=[openai_model(model) for model in listed])
 
 
-@bp.get("/receipts/<receipt_id>")
+@bp.get("/v1/models/<path:model_id>")
+@bp.get("/v1beta/models/<path:model_id>")
+def model(model_id: str):
+    found = model_for(_principal(), model_id)
+    return jsonify(gemini_model(found) if dialect() == "google" else openai_model(found))
+
+
+@bp.get("/v1/receipts/<receipt_id>")
 def receipt(receipt_id: str):
     found = find_receipt(_principal().user_id, receipt_id)
     if found is None:
@@ -120,43 +122,41 @@ def receipt(receipt_id: str):
     return jsonify(receipt_json(found))
 
 
-@bp.get("/wallets")
+@bp.get("/v1/wallets")
 def wallets():
     return jsonify(object="list", data=wallets_json(_principal().user_id))
 
 
-def anthropic_sse(events: Iterator[dict], requested_model: str) -> Iterator[bytes]:
-    """Anthropic's stream framing: named events translated from the gateway's chunks."""
-    translator = OpenAIToAnthropicStream(requested_model)
-    try:
-        for chunk in events:
-            if "error" in chunk:
-                yield _named_event("error", anthropic_error(502, chunk["error"]["message"]))
-                return
-            for name, data in translator.feed(chunk):
-                yield _named_event(name, data)
-        for name, data in translator.finish():
-            yield _named_event(name, data)
-    finally:
-        events.close()
-
-
-def _named_event(name: str, data: dict) -> bytes:
-    return f"event: {name}\ndata: ".encode() + json.dumps(data, separators=(",", ":")).encode() + b"\n\n"
-
-
-@bp.post("/messages")
+@bp.post("/v1/messages")
 def messages():
-    principal = authenticate(anthropic_key())
-    body = _json_body(principal, "messages")
-    try:
-        chat_body = anthropic_request_to_openai(body)
-    except ValueError as exc:
-        raise record_rejection(principal, "messages", invalid_request(str(exc))) from None
-    result = serve(principal, "messages", chat_body)
-    if isinstance(result, Served):
-        response = jsonify(openai_response_to_anthropic(result.body, chat_body["model"]))
-        response.headers.update(result.headers)
-        return response
-    return Response(stream_with_context(anthropic_sse(result.events, chat_body["model"])),
-                    mimetype="text/event-stream", headers={**SSE_HEADERS, **result.headers})
+    principal = _principal()
+    chat_body = _receipted(principal, "messages", lambda: _translated(anthropic_request_to_openai))
+    model_id = chat_body["model"]
+    return _answer(serve(principal, "messages", chat_body),
+                   lambda body: openai_response_to_anthropic(body, model_id), AnthropicFraming(model_id))
+
+
+@bp.post("/v1/messages/count_tokens")
+def count_tokens():
+    """Anthropic's token count: an estimate only, so no hold, no charge and no receipt."""
+    principal = _principal()
+    chat_body = _translated(anthropic_request_to_openai, True)
+    return jsonify(input_tokens=count_prompt_tokens(principal, chat_body))
+
+
+@bp.post(GEMINI_PATH + ":generateContent")
+def generate_content(version: str, model: str):
+    return _gemini(model, stream=False)
+
+
+@bp.post(GEMINI_PATH + ":streamGenerateContent")
+def stream_generate_content(version: str, model: str):
+    """Streams as server-sent events whatever `alt` says: that is the form google-genai asks for."""
+    return _gemini(model, stream=True)
+
+
+def _gemini(model_id: str, stream: bool) -> Response:
+    principal = _principal()
+    chat_body = _receipted(principal, "gemini", lambda: _translated(gemini_request_to_openai, model_id, stream))
+    return _answer(serve(principal, "gemini", chat_body),
+                   lambda body: openai_response_to_gemini(body, model_id), GeminiFraming(model_id))

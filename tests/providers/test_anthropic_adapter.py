@@ -10,7 +10,7 @@ from app.providers import anthropic as adapter
 from tests.providers.adapter_calls import bound_to, drain, read_until_failure
 from app.providers.base import Completion, ErrorClass, TokenUsage, UpstreamCall
 from app.providers.registry import adapter_for
-from app.simulator.app import count_tokens, reply_words
+from app.simulator.wire import count_tokens, reply_words
 
 KEY = "sk-ant-chan-secret-0123456789"
 UPSTREAM_MODEL = "claude-sonnet-4-20250514"
@@ -50,7 +50,8 @@ def test_send_returns_an_openai_completion_with_usage(sim):
     completion = adapter.send(make_call(sim))
     assert isinstance(completion, Completion)
     assert completion.body["object"] == "chat.completion"
-    assert completion.body["choices"][0]["message"] == {"role": "assistant", "content": expected_text()}
+    assert completion.body["choices"][0]["message"] == {"role": "assistant", "content": expected_text(),
+                                                        "refusal": None}
     assert completion.body["choices"][0]["finish_reason"] == "stop"
     assert completion.usage == TokenUsage(count_tokens(PROMPT), 12, 0)
     assert completion.body["usage"]["prompt_tokens"] == count_tokens(PROMPT)

@@ -11,7 +11,7 @@ from app.providers import gemini as adapter
 from tests.providers.adapter_calls import bound_to, drain, read_until_failure
 from app.providers.base import Completion, ErrorClass, TokenUsage, UpstreamCall, UpstreamError
 from app.providers.registry import adapter_for
-from app.simulator.app import count_tokens, reply_words
+from app.simulator.wire import count_tokens, reply_words
 
 KEY = "AIzaSyChannelSecret0123456789"
 UPSTREAM_MODEL = "gemini-2.0-flash"

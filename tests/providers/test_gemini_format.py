@@ -8,7 +8,8 @@ import pytest
 
 from app.providers.base import TokenUsage
 from app.providers.gemini_format import (
-    GeminiToOpenAIStream, gemini_response_to_openai, gemini_usage, openai_request_to_gemini,
+    ERROR_INFO, RETRY_INFO, GeminiToOpenAIStream, gemini_response_to_openai, gemini_usage, google_error,
+    openai_request_to_gemini,
 )
 
 WEATHER_TOOL = {"type": "function", "function": {
@@ -307,3 +308,14 @@ def test_a_usage_only_stream_event_adds_no_content():
     translator.feed(stream_events(["a"])[0])
     assert translator.feed({"usageMetadata": {"promptTokenCount": 7, "candidatesTokenCount": 2}}) == []
     assert translator.usage == TokenUsage(7, 2, 0)
+
+
+def test_googles_error_envelope_names_the_status_and_carries_reason_and_delay():
+    assert google_error(404, "no such model") == {"error": {"code": 404, "message": "no such model",
+                                                            "status": "NOT_FOUND"}}
+    busy = google_error(429, "slow down", reason="rate_limited", retry_after=7)["error"]
+    assert busy["status"] == "RESOURCE_EXHAUSTED"
+    assert busy["details"] == [{"@type": ERROR_INFO, "reason": "RATE_LIMITED", "domain": "waybill"},
+                               {"@type": RETRY_INFO, "retryDelay": "7s"}]
+    assert google_error(502, "cut")["error"]["status"] == "UNAVAILABLE"
+    assert google_error(418, "odd")["error"]["status"] == "FAILED_PRECONDITION"

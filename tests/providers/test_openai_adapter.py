@@ -12,8 +12,9 @@ from tests.providers.adapter_calls import bound_to, drain, read_until_failure
 from app.providers.base import (
     Completion, ErrorClass, TokenUsage, UpstreamCall, session_for, timeouts,
 )
+from app.providers.openai_shape import ChunkShaper, conform_completion, conform_embeddings
 from app.providers.registry import adapter_for
-from app.simulator.app import count_tokens, reply_words
+from app.simulator.wire import count_tokens, reply_words
 
 KEY = "sk-chan-secret-0123456789"
 UPSTREAM_MODEL = "gpt-4o-mini-2024-07-18"
@@ -348,3 +349,52 @@ def test_a_long_upstream_message_does_not_leak_part_of_the_key(sim):
     sim.set_fault(channel, status=500)
     error = failure(make_call(sim, channel, key=key))
     assert key[:12] not in error.detail, error.detail[-60:]
+
+
+# --- answers shaped to OpenAI's schema, whatever a relay left out ----------------------------------
+
+def test_a_sparse_completion_gains_every_required_field():
+    body = conform_completion({"choices": [{"message": {"content": [{"type": "text", "text": "Hi "},
+                                                                    {"type": "text", "text": "there"}],
+                                                        "tool_calls": None},
+                                            "finish_reason": "eos"}],
+                               "usage": {"prompt_tokens": 4, "completion_tokens": 2},
+                               "system_fingerprint": None, "service_tier": "on_demand"}, "up-model")
+    assert body["object"] == "chat.completion" and body["id"].startswith("chatcmpl-")
+    assert isinstance(body["created"], int) and body["model"] == "up-model"
+    assert body["choices"] == [{"index": 0, "logprobs": None, "finish_reason": "stop",
+                                "message": {"role": "assistant", "content": "Hi there", "refusal": None}}]
+    assert body["usage"] == {"prompt_tokens": 4, "completion_tokens": 2, "total_tokens": 6}
+    assert "system_fingerprint" not in body and "service_tier" not in body
+
+
+def test_a_refusal_given_as_a_content_part_becomes_the_refusal_field():
+    body = conform_completion({"choices": [{"message": {"content": [{"type": "refusal", "refusal": "No."}]},
+                                            "finish_reason": "stop"}]}, "m")
+    assert body["choices"][0]["message"] == {"role": "assistant", "content": None, "refusal": "No."}
+
+
+def test_chunks_of_one_stream_share_the_id_and_created_they_were_missing():
+    shape = ChunkShaper("up-model")
+    first = shape({"choices": [{"delta": {"content": [{"type": "text", "text": "a"}]}}]})
+    last = shape({"choices": [{"delta": {}, "finish_reason": "end_turn"}], "usage": None})
+    assert (first["id"], first["created"]) == (last["id"], last["created"])
+    assert first["object"] == last["object"] == "chat.completion.chunk"
+    assert first["choices"] == [{"index": 0, "delta": {"content": "a", "refusal": None}, "logprobs": None,
+                                 "finish_reason": None}]
+    assert last["choices"][0]["finish_reason"] == "stop"
+    assert last["usage"] is None, "a null usage is how OpenAI streams say 'not yet'"
+
+
+def test_sparse_embeddings_gain_object_index_and_total_tokens():
+    body = conform_embeddings({"data": [{"embedding": [0.5]}, {"embedding": "AAAAPw=="}],
+                               "usage": {"prompt_tokens": 3}}, "embedder")
+    assert body == {"object": "list", "model": "embedder", "usage": {"prompt_tokens": 3, "total_tokens": 3},
+                    "data": [{"object": "embedding", "index": 0, "embedding": [0.5]},
+                             {"object": "embedding", "index": 1, "embedding": "AAAAPw=="}]}
+
+
+def test_the_adapter_serves_a_completion_that_already_conforms(sim):
+    body = adapter.send(make_call(sim)).body
+    assert conform_completion(body, UPSTREAM_MODEL) == body
+    assert body["choices"][0]["message"]["refusal"] is None
