@@ -12,6 +12,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def create_app(config: dict | None = None) -> Flask:
     """Build the app: config, extensions, blueprints. Nothing else."""
     from app.config import engine_options, load_config
+    from app import runtime
     from app.extensions import csrf, db, htmx, login_manager, migrate
 
     app = Flask(__name__, template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static"),
@@ -25,6 +26,7 @@ def create_app(config: dict | None = None) -> Flask:
     login_manager.init_app(app)
     csrf.init_app(app)
     htmx.init_app(app)
+    runtime.init_app(app)
     with app.app_context():
         from app.database import configure_engine
         configure_engine(app)
@@ -35,8 +37,9 @@ def create_app(config: dict | None = None) -> Flask:
     from app.proxy import bp as proxy_bp
     from app.user import bp as user_bp
 
-    from app import rendering
+    from app import errors, rendering
     rendering.init_app(app)
+    errors.init_app(app)
     app.register_blueprint(auth_bp)
     app.register_blueprint(user_bp)
     app.register_blueprint(admin_bp, url_prefix="/admin")

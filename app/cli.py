@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import sys
+from datetime import datetime
 
 import click
 from flask.cli import FlaskGroup, with_appcontext
@@ -30,6 +31,16 @@ def refuses_bad_input(command):
 
 def _csv(value: str | None) -> list[str] | None:
     return [part.strip() for part in value.split(",") if part.strip()] if value else None
+
+
+def _date(value: str | None) -> datetime | None:
+    """A YYYY-MM-DD option as midnight UTC."""
+    if value is None:
+        return None
+    try:
+        return datetime.strptime(value, "%Y-%m-%d")
+    except ValueError:
+        raise ValueError(f"{value!r} is not a date: use YYYY-MM-DD") from None
 
 
 @click.group(cls=FlaskGroup, create_app=lambda: create_app(), add_version_option=False)
@@ -98,14 +109,19 @@ def keys():
 @click.option("--name", default="default")
 @click.option("--models", help="Comma-separated model ids this key may use (default: all).")
 @click.option("--lanes", help="official, routed or both (default: both).")
+@click.option("--expires", help="YYYY-MM-DD: the key stops working at 00:00 UTC on this date.")
+@click.option("--spend-cap", "spend_cap", help="Most this key may spend, in USD.")
+@click.option("--rpm", type=int, help="Requests per minute this key may make.")
 @with_appcontext
 @refuses_bad_input
-def keys_create(email, name, models, lanes):
+def keys_create(email, name, models, lanes, expires, spend_cap, rpm):
     """Issue an API key; the last line printed is the key itself."""
     from app.accounts.service import find_user, issue_key
+    from app.billing.pricing import parse_usd
     from app.catalog.queries import model_ids
     issued = issue_key(find_user(email), name=name, models=_csv(models), lanes=_csv(lanes),
-                       known_models=model_ids())
+                       expires_at=_date(expires), spend_cap=parse_usd(spend_cap) if spend_cap is not None else None,
+                       rpm_limit=rpm, known_models=model_ids())
     click.echo(f"key {issued.key.name} for {email} (shown once, store it now):")
     click.echo(issued.secret)
 
@@ -158,10 +174,10 @@ def ledger_check():
               help="Resolve holds older than this many seconds (default: past their deadline).")
 @with_appcontext
 def sweep(older_than):
-    """Resolve stale holds: void those never sent upstream, charge the rest for review."""
+    """Resolve stale holds: charge each at its reserved amount and flag its receipt for review."""
     from app.gateway.sweep import sweep_stale_holds
-    result = sweep_stale_holds(older_than)
-    click.echo(f"swept: {result.voided} voided, {result.charged} charged for review")
+    charged = sweep_stale_holds(older_than)
+    click.echo(f"swept: {charged} stale hold(s) charged for review")
 
 
 @main.group()

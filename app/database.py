@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Iterator
 
-from flask import Flask
+from flask import Flask, has_app_context
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
 
 from app.extensions import db
+from app.runtime import now as runtime_now, system_utcnow
 
 # Execution option naming how SQLite should BEGIN the transaction of a connection.
 SQLITE_BEGIN = "waybill_sqlite_begin"
@@ -18,8 +18,8 @@ IN_WRITE = "waybill_in_write_transaction"
 
 
 def utcnow() -> datetime:
-    """Return the current UTC time without tzinfo, as every timestamp column stores it."""
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    """The current UTC time without tzinfo, from the app's clock (a test may set it)."""
+    return runtime_now() if has_app_context() else system_utcnow()
 
 
 def configure_engine(app: Flask) -> None:
@@ -44,11 +44,6 @@ def configure_engine(app: Flask) -> None:
     def _on_begin(connection):
         mode = connection.get_execution_options().get(SQLITE_BEGIN, "DEFERRED")
         connection.exec_driver_sql(f"BEGIN {mode}")
-
-
-def is_sqlite(engine: Engine | None = None) -> bool:
-    """Tell whether the app's database is SQLite."""
-    return (engine or db.engine).dialect.name == "sqlite"
 
 
 @contextmanager

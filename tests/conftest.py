@@ -7,6 +7,7 @@ import threading
 import shutil
 import subprocess
 import sys
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -72,18 +73,6 @@ def database_url(migrated_template, tmp_path) -> str:
     return f"sqlite:///{path}"
 
 
-@pytest.fixture(autouse=True)
-def fresh_caches():
-    """Each test has its own database, so no in-process cache may carry over from another."""
-    from app.accounts.service import forget_cached_keys
-    from app.billing.wallets import forget_cached_wallet_ids
-    from app.routing.health import forget_cached_health
-    from app.routing.planner import forget_cached_routes
-    for forget in (forget_cached_keys, forget_cached_wallet_ids, forget_cached_health, forget_cached_routes):
-        forget()
-    yield
-
-
 @pytest.fixture
 def app(database_url, instance_dir):
     from app import create_app
@@ -93,6 +82,32 @@ def app(database_url, instance_dir):
         from app.extensions import db
         db.session.remove()
         db.engine.dispose()
+
+
+class FakeClock:
+    """A clock that moves only when a test says, for durations tested without sleeping."""
+
+    def __init__(self, start: datetime):
+        self.at, self.ticks = start, 1_000_000.0
+
+    def now(self) -> datetime:
+        return self.at
+
+    def monotonic(self) -> float:
+        return self.ticks
+
+    def advance(self, seconds: float) -> None:
+        self.at += timedelta(seconds=seconds)
+        self.ticks += seconds
+
+
+@pytest.fixture
+def clock(app) -> FakeClock:
+    """Put the app (and the servers running it in threads) on a fake clock."""
+    from app.runtime import runtime, system_utcnow
+    fake = FakeClock(system_utcnow())
+    runtime().now, runtime().monotonic = fake.now, fake.monotonic
+    return fake
 
 
 @pytest.fixture
@@ -277,6 +292,11 @@ def openai_client(gateway, live_server):
     return openai.OpenAI(base_url=f"{live_server}/v1", api_key=gateway.key, max_retries=0, timeout=30)
 
 
+def receipt_of(client, receipt_id: str) -> dict:
+    """A receipt as GET /v1/receipts/{id} returns it, through an OpenAI SDK client."""
+    return client.get(f"/receipts/{receipt_id}", cast_to=object)
+
+
 def assert_ledger_green() -> None:
     """Every ledger and receipt invariant holds."""
     from app.billing.audit import ledger_violations
@@ -284,3 +304,118 @@ def assert_ledger_green() -> None:
     from app.gateway.audit import receipt_violations
     db.session.rollback()
     assert ledger_violations() + receipt_violations() == []
+
+
+# Every provider behind the gateway: Claude and Gemini direct, and an OpenAI-compatible relay.
+MULTI_PROVIDER_CONFIG = """
+[[models]]
+id = "claude-sonnet-4-6"
+name = "Claude Sonnet 4.6"
+provider = "anthropic"
+context_window = 200000
+max_output_tokens = 64000
+input_per_mtok = 3.0
+output_per_mtok = 15.0
+cached_input_per_mtok = 0.3
+
+[[models]]
+id = "gemini-2.5-flash"
+name = "Gemini 2.5 Flash"
+provider = "gemini"
+context_window = 1048576
+max_output_tokens = 65535
+input_per_mtok = 0.3
+output_per_mtok = 2.5
+cached_input_per_mtok = 0.03
+
+[[models]]
+id = "text-only-model"
+provider = "openai"
+input_per_mtok = 1.0
+output_per_mtok = 1.0
+supports_vision = false
+supports_tools = false
+
+[[channels]]
+name = "claude-direct"
+label = "Anthropic direct"
+provider = "anthropic"
+base_url = "{sim}/claude-direct"
+api_key = "sk-ant-direct-4444"
+lane = "official"
+[channels.models]
+"claude-sonnet-4-6" = "claude-sonnet-4-6"
+
+[[channels]]
+name = "gemini-direct"
+label = "Google direct"
+provider = "gemini"
+base_url = "{sim}/gemini-direct"
+api_key = "AIzaSyTestKey0000000000000000"
+lane = "official"
+[channels.models]
+"gemini-2.5-flash" = "gemini-2.5-flash"
+
+[[channels]]
+name = "relay-c"
+label = "Relay C"
+provider = "openai-compatible"
+base_url = "{sim}/relay-c/v1"
+api_key = "sk-relay-c-5555"
+lane = "routed"
+price_multiplier = 1.2
+[channels.models]
+"claude-sonnet-4-6" = "anthropic/claude-sonnet-4.6"
+"gemini-2.5-flash" = "google/gemini-2.5-flash"
+"text-only-model" = "text-only-model"
+
+[[routes]]
+model = "claude-sonnet-4-6"
+channels = ["claude-direct", "relay-c"]
+
+[[routes]]
+model = "gemini-2.5-flash"
+channels = ["gemini-direct", "relay-c"]
+
+[[routes]]
+model = "text-only-model"
+channels = ["relay-c"]
+"""
+
+
+@pytest.fixture
+def providers(gateway, tmp_path):
+    """The gateway world plus Claude, Gemini and a text-only model on their own channels."""
+    import_config_text(MULTI_PROVIDER_CONFIG.format(sim=gateway.sim.root), tmp_path)
+    return gateway
+
+
+@pytest.fixture
+def claude_client(providers, live_server):
+    """The official anthropic SDK pointed at the gateway."""
+    import anthropic
+    return anthropic.Anthropic(base_url=live_server, api_key=providers.key, max_retries=0)
+
+
+# Debian's Chromium, driven by Playwright (it cannot download browsers here).
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser, live_server):
+    context = browser.new_context(base_url=live_server)
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    yield page
+    context.close()

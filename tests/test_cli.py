@@ -81,7 +81,7 @@ def test_ledger_check_fails_on_a_tampered_balance(run_cli, database_url):
 
 
 def test_sweep_and_catalog_sync_commands(run_cli):
-    assert "swept: 0 voided, 0 charged for review" in run_cli("sweep", "--older-than", "60").stdout
+    assert "swept: 0 stale hold(s) charged for review" in run_cli("sweep", "--older-than", "60").stdout
     out = run_cli("catalog", "sync").stdout
     assert "added gpt-4o-mini (hidden)" in out
     assert out.strip().splitlines()[-1].endswith("0 changed, 0 unchanged")

@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask_login import UserMixin
-from sqlalchemy import JSON, BigInteger, ForeignKey, String
+from sqlalchemy import JSON, BigInteger, CheckConstraint, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.database import utcnow
@@ -34,6 +34,7 @@ class ApiKey(db.Model):
     """A bearer key for /v1; only its SHA-256 is stored, with a short prefix to recognise it."""
 
     __tablename__ = "api_key"
+    __table_args__ = (CheckConstraint("reserved >= 0", name="reserved_not_negative"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("user.id"), index=True)
@@ -48,7 +49,12 @@ class ApiKey(db.Model):
     # Optional limits: requests per minute, and a cap on what the key may spend (micro-USD).
     rpm_limit: Mapped[int | None] = mapped_column(default=None)
     spend_cap: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    # Against the cap: what settled requests spent, and what requests in flight hold.
     spent: Mapped[int] = mapped_column(BigInteger, default=0)
+    reserved: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # The rpm counter: the minute it counts (minutes since the epoch) and the requests let in during it.
+    rpm_window: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    rpm_count: Mapped[int] = mapped_column(default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(default=None)
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, update
 from sqlalchemy.exc import IntegrityError
@@ -18,9 +17,11 @@ from app.billing.wallets import open_wallets
 from app.database import utcnow, write_transaction
 from app.errors import ServiceError
 from app.extensions import db
+from app.runtime import TtlCache, runtime
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 KEY_PREFIX = "wb-"
+MAX_RPM = 1_000_000
 MIN_PASSWORD_LENGTH = 8
 
 
@@ -80,8 +81,15 @@ class IssuedKey:
 
 def issue_key(user: User, name: str = "default", models: list[str] | None = None,
               lanes: list[str] | None = None, expires_at: datetime | None = None,
-              known_models: set[str] | None = None) -> IssuedKey:
-    """Create an API key for a user, checking its model scope and lanes."""
+              known_models: set[str] | None = None, spend_cap: int | None = None,
+              rpm_limit: int | None = None) -> IssuedKey:
+    """Create an API key for a user, checking its model scope, lanes and limits."""
+    if spend_cap is not None and spend_cap <= 0:
+        raise ServiceError("the spend cap must be greater than zero")
+    if rpm_limit is not None and not 0 < rpm_limit <= MAX_RPM:
+        raise ServiceError(f"the requests-per-minute limit must be between 1 and {MAX_RPM}")
+    if expires_at is not None and expires_at <= utcnow():
+        raise ServiceError("the expiry date must be in the future")
     lanes = list(lanes) if lanes else list(LANES)
     unknown_lanes = [lane for lane in lanes if lane not in LANES]
     if unknown_lanes:
@@ -93,7 +101,8 @@ def issue_key(user: User, name: str = "default", models: list[str] | None = None
     secret = KEY_PREFIX + secrets.token_urlsafe(32)
     with write_transaction():
         key = ApiKey(user_id=user.id, name=name.strip()[:100] or "default", prefix=secret[:10],
-                     key_hash=hash_key(secret), models=models, lanes=lanes, expires_at=expires_at)
+                     key_hash=hash_key(secret), models=models, lanes=lanes, expires_at=expires_at,
+                     spend_cap=spend_cap, rpm_limit=rpm_limit)
         db.session.add(key)
     return IssuedKey(key=key, secret=secret)
 
@@ -128,29 +137,46 @@ class KeyGrant:
     models: tuple[str, ...] | None
     rpm_limit: int | None
     spend_cap: int | None
-    spent: int
 
 
 KEY_CACHE_TTL_S = 1.0  # a revoked or changed key takes effect within this on every worker
-_grants: dict[str, tuple[float, KeyGrant | None]] = {}
+LAST_USED_EVERY_S = 60  # last_used_at is written at most this often per key
+NOT_FOUND = object()
+
+
+def _grants() -> TtlCache:
+    return runtime().cache("key_grants", ttl_s=KEY_CACHE_TTL_S)
 
 
 def lookup_key(secret: str) -> KeyGrant | None:
-    """verify_key for the request path, cached for a second per process."""
-    digest, now = hash_key(secret), time.monotonic()
-    cached = _grants.get(digest)
-    if cached is not None and cached[0] > now:
-        return cached[1]
-    key = verify_key(secret)
-    grant = None if key is None else KeyGrant(
-        key.user_id, key.id, tuple(key.lanes or LANES), tuple(key.models) if key.models is not None else None,
-        key.rpm_limit, key.spend_cap, key.spent)
-    if len(_grants) > 10_000:
-        _grants.clear()  # bounded: a flood of unknown keys must not grow it without end
-    _grants[digest] = (now + KEY_CACHE_TTL_S, grant)
+    """verify_key for the request path, cached for a second per process; notes the key's use."""
+    digest = hash_key(secret)
+    grant = _grants().get(digest, NOT_FOUND)
+    if grant is NOT_FOUND:
+        key = verify_key(secret)
+        grant = None if key is None else KeyGrant(
+            key.user_id, key.id, tuple(key.lanes or LANES), tuple(key.models) if key.models is not None else None,
+            key.rpm_limit, key.spend_cap)
+        _grants().put(digest, grant)
+    if grant is not None:
+        _note_use(grant.key_id)
     return grant
 
 
+def _note_use(key_id: int) -> None:
+    """Write last_used_at at most once a minute per key, across every worker (a guarded UPDATE)."""
+    noted = runtime().cache("key_used", ttl_s=LAST_USED_EVERY_S)
+    if noted.get(key_id):
+        return
+    now = utcnow()
+    with write_transaction():
+        db.session.execute(
+            update(ApiKey).where(ApiKey.id == key_id, (ApiKey.last_used_at.is_(None))
+                                 | (ApiKey.last_used_at <= now - timedelta(seconds=LAST_USED_EVERY_S)))
+            .values(last_used_at=now).execution_options(synchronize_session=False))
+    noted.put(key_id, True)
+
+
 def forget_cached_keys() -> None:
-    """Drop this process's cached key lookups."""
-    _grants.clear()
+    """Drop this process's cached key lookups, after a change that must apply at once."""
+    _grants().clear()

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from flask import current_app
 from sqlalchemy import bindparam, insert, update
@@ -27,6 +27,8 @@ CLOSE_HOLD = (update(HOLD)
               .values(status=bindparam("new_status"), closed_at=bindparam("at"), charged=bindparam("charge"),
                       needs_review=bindparam("review"))
               .returning(HOLD.c.wallet_id, HOLD.c.amount, HOLD.c.memo))
+EXTEND_HOLD = (update(HOLD).where(HOLD.c.id == bindparam("hold"), HOLD.c.status == HoldStatus.OPEN.value)
+               .values(deadline=bindparam("deadline")))
 RELEASE_HOLD = update(WALLET).where(WALLET.c.id == bindparam("wallet")).values(
     reserved=WALLET.c.reserved - bindparam("held"))
 CHARGE_WALLET = (update(WALLET)
@@ -49,6 +51,7 @@ class Settlement:
     """What settling a hold charged, and the ledger entry that records it."""
 
     hold_id: int
+    held: int
     charged: int
     underpaid: bool
     entry: PostedEntry | None
@@ -63,13 +66,8 @@ class ReservedHold:
     amount: int
 
 
-def reserve(wallet_id: int, amount: int, memo: str = "", ttl_s: int | None = None,
-            upstream_started: bool = False) -> ReservedHold:
-    """Reserve amount on a wallet with one guarded statement, or raise InsufficientBalance.
-
-    A caller that sends upstream right after reserving passes upstream_started=True, saving a
-    write per request; should it die in between, sweep charges the hold flagged for review.
-    """
+def reserve(wallet_id: int, amount: int, memo: str = "", ttl_s: int | None = None) -> ReservedHold:
+    """Reserve amount on a wallet with one guarded statement, or raise InsufficientBalance."""
     if amount < 0:
         raise ValueError("a hold cannot be negative")
     ttl = ttl_s if ttl_s is not None else current_app.config["WAYBILL_HOLD_TTL_S"]
@@ -82,17 +80,15 @@ def reserve(wallet_id: int, amount: int, memo: str = "", ttl_s: int | None = Non
             INSERT_HOLD,
             {"wallet_id": wallet_id, "amount": amount, "memo": memo[:200], "created_at": now,
              "deadline": now + timedelta(seconds=ttl), "status": HoldStatus.OPEN.value,
-             "upstream_started": upstream_started, "underpaid": False, "needs_review": False}).scalar_one()
+             "underpaid": False, "needs_review": False}).scalar_one()
     return ReservedHold(hold_id, wallet_id, amount)
 
 
-def mark_upstream_started(hold_id: int) -> None:
-    """Record that the upstream call began, so a dead request is charged, never voided."""
+def keep_alive(hold_id: int, ttl_s: int | None = None) -> None:
+    """Push an open hold's deadline out again, so sweep leaves a live long request alone."""
+    ttl = ttl_s if ttl_s is not None else current_app.config["WAYBILL_HOLD_TTL_S"]
     with write_transaction():
-        db.session.execute(
-            update(Hold).where(Hold.id == hold_id).values(upstream_started=True)
-            .execution_options(synchronize_session=False)
-        )
+        execute(EXTEND_HOLD, {"hold": hold_id, "deadline": utcnow() + timedelta(seconds=ttl)})
 
 
 def _close(hold_id: int, status: HoldStatus, charge: int, review: bool = False) -> tuple[int, int, str]:
@@ -148,46 +144,37 @@ def _settle_locked(hold_id: int, charge: int, memo: str, review: bool) -> Settle
     entry = None
     if payable > 0:
         entry = post_entry(wallet_id, EntryKind.CHARGE, -payable, balance_after, memo or hold_memo, hold_id=hold_id)
-    return Settlement(hold_id=hold_id, charged=payable, underpaid=payable < charge, entry=entry)
+    return Settlement(hold_id=hold_id, held=held, charged=payable, underpaid=payable < charge, entry=entry)
 
 
-@dataclass(frozen=True)
-class SweepResult:
-    """How many stale holds a sweep voided and how many it charged for review."""
-
-    voided: int
-    charged: int
+SWEEP_BATCH = 1000  # holds resolved per sweep run; run it again for more
 
 
-def sweep(older_than_s: int | None = None, now: datetime | None = None,
-          on_settled: Callable[[Settlement], None] | None = None) -> SweepResult:
-    """Resolve stale open holds: void if the upstream never started, else charge for review.
+def sweep(older_than_s: int | None = None, before_settling: Callable[[int], None] | None = None,
+          on_settled: Callable[[Settlement], None] | None = None) -> int:
+    """Charge stale open holds at their reserved amount, flagged for review; return how many.
 
-    on_settled runs inside the same transaction as each charge, so whoever owns the request
-    (the gateway's receipt) records it atomically.
+    A stale hold's request died with its worker, and nothing records whether its upstream call
+    had produced anything, so the hold is charged, never silently voided: a person reviews it.
+    before_settling(hold_id) and on_settled run inside the same transaction as each charge, so
+    whoever owns the request (the gateway) can lock its rows first and record the charge atomically.
     """
-    now = now or utcnow()
-    stale = db.select(Hold.id, Hold.upstream_started, Hold.amount).where(
-        Hold.status == HoldStatus.OPEN.value
-    )
+    now = utcnow()
+    stale = db.select(Hold.id, Hold.amount).where(Hold.status == HoldStatus.OPEN.value)
     if older_than_s is None:
         stale = stale.where(Hold.deadline <= now)
     else:
         stale = stale.where(Hold.created_at <= now - timedelta(seconds=older_than_s))
-    voided = charged = 0
-    for hold_id, started, amount in db.session.execute(stale.order_by(Hold.id)).all():
+    charged = 0
+    for hold_id, amount in db.session.execute(stale.order_by(Hold.id).limit(SWEEP_BATCH)).all():
         try:
             with write_transaction():
-                if started:
-                    settlement = _settle_locked(hold_id, amount, "settled by sweep at the reserved amount", True)
-                    if on_settled:
-                        on_settled(settlement)
-                else:
-                    _void_locked(hold_id)
+                if before_settling:
+                    before_settling(hold_id)
+                settlement = _settle_locked(hold_id, amount, "settled by sweep at the reserved amount", True)
+                if on_settled:
+                    on_settled(settlement)
         except HoldClosed:
             continue  # the request finished while we swept; it already ended the hold
-        if started:
-            charged += 1
-        else:
-            voided += 1
-    return SweepResult(voided=voided, charged=charged)
+        charged += 1
+    return charged

@@ -42,8 +42,6 @@ class EntryKind(str, enum.Enum):
 
     TOPUP = "topup"
     CHARGE = "charge"
-    REFUND = "refund"
-    ADJUSTMENT = "adjustment"
 
 
 class Wallet(db.Model):
@@ -85,8 +83,6 @@ class Hold(db.Model):
     memo: Mapped[str] = mapped_column(String(200), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     deadline: Mapped[datetime]
-    # Set once the upstream call starts: from then on a dead request may have cost money.
-    upstream_started: Mapped[bool] = mapped_column(default=False)
     charged: Mapped[int | None] = mapped_column(BigInteger, default=None)
     underpaid: Mapped[bool] = mapped_column(default=False)
     # Settled by `waybill sweep` at the reserved amount; a person should look at it.

@@ -9,6 +9,7 @@ from app.billing.models import EntryKind, LedgerEntry, Wallet, WalletKind
 from app.database import execute, utcnow, write_transaction
 from app.errors import ServiceError
 from app.extensions import db
+from app.runtime import runtime
 
 
 class InvalidAmount(ServiceError):
@@ -28,22 +29,15 @@ def wallets_of(user_id: int) -> dict[str, Wallet]:
     return {w.kind: w for w in rows}
 
 
-_wallet_ids: dict[int, dict[str, int]] = {}
-
-
 def wallet_ids(user_id: int) -> dict[str, int]:
-    """A user's wallet ids by kind, cached in-process: they never change once opened."""
-    ids = _wallet_ids.get(user_id)
+    """A user's wallet ids by kind, cached: they never change once opened."""
+    cache = runtime().cache("wallet_ids")
+    ids = cache.get(user_id)
     if ids is None:
         ids = dict(db.session.execute(db.select(Wallet.kind, Wallet.id).where(Wallet.user_id == user_id)).all())
         if len(ids) == len(WalletKind):
-            _wallet_ids[user_id] = ids
+            cache.put(user_id, ids)
     return ids
-
-
-def forget_cached_wallet_ids() -> None:
-    """Drop the cache, for a process that reuses ids against a new database (tests)."""
-    _wallet_ids.clear()
 
 
 def wallet_of(user_id: int, kind: str) -> Wallet:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, String
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, String, func
 from sqlalchemy import true as sa_true
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -37,8 +37,10 @@ class Model(db.Model):
     # What the model accepts; a request it cannot take is refused before any upstream is tried.
     supports_vision: Mapped[bool] = mapped_column(default=True, server_default=sa_true())
     supports_tools: Mapped[bool] = mapped_column(default=True, server_default=sa_true())
-    # A model new to the catalog stays hidden until an admin or a config file publishes it.
+    # A model new to the catalog stays hidden until a config file (or the demo) publishes it.
     published: Mapped[bool] = mapped_column(default=False)
+    # When the model entered this catalog: /v1/models reports it as `created`.
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=func.current_timestamp())
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     @property

@@ -22,8 +22,9 @@ class GatewayError(Exception):
 
     @property
     def retryable(self) -> bool:
-        """A client retry cannot fix these, so the SDK should not repeat them."""
-        return self.status not in (400, 401, 402, 403, 404, 413)
+        """Whether a client retry could help; the SDKs' automatic retries follow this."""
+        # Not for the client's own errors, nor after Waybill already tried every route (502, 503).
+        return self.status not in (400, 401, 402, 403, 404, 405, 413, 502, 503)
 
 
 def invalid_request(message: str) -> GatewayError:

@@ -14,7 +14,7 @@ class Receipt(db.Model):
     """One request's waybill: route, attempts, wallet, usage, price and charge.
 
     Route and price fields are copied, not referenced: a receipt keeps what was true when it
-    was written even after an admin renames a channel or changes a price.
+    was written even after a channel is renamed or a price changes.
     """
 
     __tablename__ = "receipt"
@@ -46,6 +46,8 @@ class Receipt(db.Model):
     output_per_mtok: Mapped[int | None] = mapped_column(BigInteger, default=None)
     cached_input_per_mtok: Mapped[int | None] = mapped_column(BigInteger, default=None)
     multiplier: Mapped[str | None] = mapped_column(String(32), default=None)
+    # The model whose official price applied: the served one when it was substituted and cheaper.
+    price_model: Mapped[str | None] = mapped_column(String(100), default=None)
     charge: Mapped[int] = mapped_column(BigInteger, default=0)
     latency_ms: Mapped[int | None] = mapped_column(default=None)
     ttfb_ms: Mapped[int | None] = mapped_column(default=None)

@@ -37,7 +37,8 @@ def receipt_json(receipt: Receipt) -> dict:
                  "output_per_mtok": applied_usd(receipt.output_per_mtok, receipt.multiplier),
                  "cached_input_per_mtok": applied_usd(receipt.cached_input_per_mtok, receipt.multiplier),
                  "multiplier": format(Decimal(Fraction(receipt.multiplier).numerator)
-                                      / Decimal(Fraction(receipt.multiplier).denominator), "f")}
+                                      / Decimal(Fraction(receipt.multiplier).denominator), "f"),
+                 "model": receipt.price_model}
     ledger = None
     if receipt.ledger_entry_id is not None:
         entry, kind = db.session.execute(

@@ -1,41 +1,40 @@
-"""serve(): the one path every request takes, for /v1, the assistant and the admin test button.
+"""serve(): the one path every model request takes, whichever API the client speaks.
 
-authenticate → check scope → plan the route → hold → try steps with fallback → settle once →
+check scope and limits → plan the route → hold → try steps with fallback → settle once →
 write the receipt with its attempts and ledger entry.
 """
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass
 from typing import Iterator
 
-from sqlalchemy import update
+from flask import current_app
 
-from app.accounts.models import ApiKey
+from app.accounts import limits
 from app.billing import holds
 from app.billing.models import WALLET_OF_LANE, Lane
-from app.billing.pricing import Usage, charge_micros, format_usd
+from app.billing.pricing import Price, Usage, charge_micros, format_usd
 from app.billing.wallets import wallet_ids, wallets_of
 from app.database import utcnow, write_transaction
-from app.extensions import db
+from app.gateway.catalog import published_model
 from app.gateway.errors import GatewayError, invalid_request
 from app.gateway.flight import (
-    Flight, HoldRef, attempt_record, finish, record_skip, summary, with_receipt, write_attempts, write_receipt,
+    Attempt, AttemptOutcome, FailureStage, Flight, HoldRef, ReceiptStatus, record_skip, refuse, summary,
+    write_attempts, write_receipt,
 )
 from app.gateway.parsing import DEFAULT_MAX_OUTPUT, ParsedRequest, estimate_tokens, parse_chat, parse_embeddings
 from app.gateway.principal import Principal, check_limits
 from app.providers.base import ChunkStream, Completion, TokenUsage, UpstreamCall, UpstreamError
+from app.providers.redact import redact
 from app.providers.registry import adapter_for
 from app.routing import health as channel_health
-from app.routing.planner import ModelInfo, Step, plan, route_table
+from app.routing.planner import ModelInfo, SkipReason, Step, plan, route_table, undated
+from app.runtime import runtime
 
 # Anthropic's /v1/messages and Gemini's generateContent arrive already translated to a chat body;
 # their receipts name the endpoint the client called.
 PARSERS = {"chat": parse_chat, "messages": parse_chat, "gemini": parse_chat, "embeddings": parse_embeddings}
-DATED_SUFFIX = re.compile(r"-(\d{4}-\d{2}-\d{2}|\d{8}|\d{4}|\d{3})$")
-
-
 @dataclass
 class Served:
     """A whole JSON answer with its Waybill headers."""
@@ -58,20 +57,35 @@ class StreamServed:
 
 
 def serve(principal: Principal, endpoint: str, body: object) -> Served | StreamServed:
-    """Serve one request end to end; raise GatewayError (with the receipt header) when refused."""
+    """Serve one request end to end; raise GatewayError (with the receipt headers) when refused."""
     flight = Flight(principal, endpoint, _model_name(body), bool(isinstance(body, dict) and body.get("stream")))
     try:
         flight.parsed = PARSERS[endpoint](body)
         flight.stream = flight.parsed.stream
-        flight.model = route_table().models.get(flight.parsed.model)
-        if flight.model is None or flight.model.mode != ("embedding" if endpoint == "embeddings" else "chat"):
-            raise GatewayError(404, "model_not_found", f"unknown model {flight.parsed.model!r}")
+        flight.model = published_model(flight.parsed.model, "embedding" if endpoint == "embeddings" else "chat")
         check_limits(principal, flight.model.id)
         _check_capabilities(flight.parsed, flight.model)
     except GatewayError as error:
-        finish(flight, status="rejected", stage="before_routing", error=error.message)
-        raise with_receipt(error, flight) from None
-    return _walk(flight)
+        raise refuse(flight, error, ReceiptStatus.REJECTED, FailureStage.BEFORE_ROUTING) from None
+    try:
+        return _walk(flight)
+    except GatewayError:
+        raise
+    except Exception:
+        # Safety net: whatever broke, the hold ends and the receipt says so; nothing was delivered.
+        current_app.logger.exception("unexpected error serving %s", flight.receipt_id)
+        raise _internal_error(flight) from None
+
+
+def _internal_error(flight: Flight) -> GatewayError:
+    message = f"Waybill hit an internal error and charged nothing; receipt {flight.receipt_id}"
+    error = GatewayError(500, "internal_error", message)
+    try:
+        return refuse(flight, error, ReceiptStatus.FAILED, flight.failure_stage)
+    except Exception:
+        current_app.logger.exception("could not write receipt %s; sweep will resolve its hold", flight.receipt_id)
+        error.headers.update(flight.failure_headers())
+        return error
 
 
 def _check_capabilities(parsed: ParsedRequest, model: ModelInfo) -> None:
@@ -91,34 +105,29 @@ def _walk(flight: Flight) -> Served | StreamServed:
     """Try the route's steps in order, then a probe of the soonest cooldown if all else is cooling."""
     now = utcnow()
     steps = plan(flight.model.id, list(flight.principal.lanes), now)
+    flight.primary_position = steps[0].position if steps else None
     cooling: list[Step] = []
-    last_tried: Step | None = None
     for step in steps:
         if step.skip:
             record_skip(flight, step, step.skip)
-            if step.skip == "cooling_down":
+            if step.skip is SkipReason.COOLING_DOWN:
                 cooling.append(step)
             continue
-        probe = False
-        if step.health.probe_due(now):
-            if not channel_health.claim_probe(step.channel.id, step.channel.timeout_s):
-                record_skip(flight, step, "cooling_down", "another request is probing this channel")
-                cooling.append(step)
-                continue
-            probe = True
+        probe = step.health.probe_due(now)
+        if probe and not channel_health.claim_probe(step.channel.id, step.channel.timeout_s):
+            record_skip(flight, step, SkipReason.COOLING_DOWN, "another request is probing this channel")
+            continue
         result = _try(flight, step, probe)
         if result is not None:
             return result
-        if flight.attempts[-1]["outcome"] == "error":
-            last_tried = step
     if cooling:
-        soonest = min(cooling, key=lambda s: s.health.cooldown_until or now)
-        result = _try(flight, soonest, probe=True, forced=True)
-        if result is not None:
-            return result
-        if flight.attempts[-1]["outcome"] == "error":
-            last_tried = soonest
-    raise _no_route(flight, steps, last_tried)
+        # No total outage from cooldowns: probe the step whose cooldown ends first, one request at a time.
+        soonest = min(cooling, key=lambda s: s.health.cooldown_until)
+        if channel_health.claim_probe(soonest.channel.id, soonest.channel.timeout_s, before_cooldown_ends=True):
+            result = _try(flight, soonest, probe=True)
+            if result is not None:
+                return result
+    raise _unserved(flight, steps)
 
 
 def _hold_amount(flight: Flight, step: Step) -> int:
@@ -131,7 +140,10 @@ def _hold_amount(flight: Flight, step: Step) -> int:
 
 
 def _hold_for(flight: Flight, step: Step) -> bool:
-    """Hold the worst case on the wallet of the step's lane, moving the hold if the lane changed."""
+    """Hold the worst case on the wallet of the step's lane, moving the hold if the lane changed.
+
+    A key with a spend cap holds the same amount against its cap, in the same transaction.
+    """
     wallet = WALLET_OF_LANE[Lane(step.channel.lane)].value
     amount = _hold_amount(flight, step)
     if flight.hold and flight.hold.wallet == wallet and flight.hold.amount >= amount:
@@ -140,18 +152,23 @@ def _hold_for(flight: Flight, step: Step) -> bool:
     old = flight.hold
     try:
         with write_transaction():
-            # Two wallets in one transaction: lock them in id order so crossing fallbacks cannot deadlock.
+            # Rows are locked in one order everywhere, the key's before its wallets, and two wallets in
+            # id order, so concurrent requests and crossing fallbacks cannot deadlock.
+            if flight.principal.spend_cap is not None:
+                limits.reserve_spend(flight.principal.api_key_id, amount - (old.amount if old else 0))
             void_first = old is not None and old.wallet_id < wallet_id
             if void_first:
                 holds.void(old.id)
-            hold = holds.reserve(wallet_id, amount, memo=f"{flight.receipt_id} {flight.model.id}",
-                                 upstream_started=True)
+            hold = holds.reserve(wallet_id, amount, memo=f"{flight.receipt_id} {flight.model.id}")
             if old is not None and not void_first:
                 holds.void(old.id)
             write_receipt(flight, hold_id=hold.id)
     except holds.InsufficientBalance:
         flight.shortfalls[wallet] = max(flight.shortfalls.get(wallet, 0), amount)
         return False
+    except limits.SpendCapReached as exc:
+        raise refuse(flight, GatewayError(402, "key_spend_cap", f"{exc}; receipt {flight.receipt_id}"),
+                     ReceiptStatus.REJECTED, FailureStage.NO_ROUTE) from None
     flight.hold = HoldRef(hold.id, wallet, wallet_id, amount)
     return True
 
@@ -164,13 +181,12 @@ def _call(flight: Flight, step: Step) -> UpstreamCall:
                         default_max_tokens=flight.model.max_output_tokens or DEFAULT_MAX_OUTPUT)
 
 
-def _try(flight: Flight, step: Step, probe: bool, forced: bool = False) -> Served | StreamServed | None:
+def _try(flight: Flight, step: Step, probe: bool) -> Served | StreamServed | None:
     """Try one step: None means fall back to the next; a client error ends the request."""
     if not _hold_for(flight, step):
-        record_skip(flight, step, "insufficient_balance", f"the {WALLET_OF_LANE[Lane(step.channel.lane)].value} "
-                                                    "wallet cannot cover the hold")
+        record_skip(flight, step, SkipReason.INSUFFICIENT_BALANCE,
+                    f"the {WALLET_OF_LANE[Lane(step.channel.lane)].value} wallet cannot cover the hold")
         return None
-    flight.tried += 1
     started = time.perf_counter()
     adapter = adapter_for(step.channel.provider)
     try:
@@ -179,26 +195,31 @@ def _try(flight: Flight, step: Step, probe: bool, forced: bool = False) -> Serve
         else:
             upstream = adapter.send(_call(flight, step))
     except UpstreamError as error:
-        latency = int((time.perf_counter() - started) * 1000)
         detail = ("probe: " if probe else "") + error.detail
-        flight.attempts.append(attempt_record(step, "error", http_status=error.http_status,
-                                        error_class=error.error_class, detail=detail[:500], latency_ms=latency))
+        flight.attempts.append(Attempt.of(step, AttemptOutcome.ERROR, http_status=error.http_status,
+                                          error_class=error.error_class, detail=detail[:500],
+                                          latency_ms=_ms_since(started)))
         if not error.falls_back:
             raise _client_error(flight, step, error) from None
+        flight.failed_step = step
         channel_health.record_failure(step.channel.id, error.error_class, error.retry_after, was_probe=probe)
         return None
-    latency = int((time.perf_counter() - started) * 1000)
+    latency = _ms_since(started)
     channel_health.record_success(step.channel.id, probe, step.health)
     if isinstance(upstream, Completion):
         return _served(flight, step, upstream, latency, probe)
     return _streamed(flight, step, upstream, latency, probe)
 
 
+def _ms_since(started: float) -> int:
+    return int((time.perf_counter() - started) * 1000)
+
+
 def _mismatch(step: Step, served_model: str | None) -> bool:
     """The upstream answered with another model than mapped; a dated snapshot still matches."""
     if not served_model or served_model == step.upstream_model:
         return False
-    return DATED_SUFFIX.sub("", served_model) != DATED_SUFFIX.sub("", step.upstream_model or "")
+    return undated(served_model) != undated(step.upstream_model or "")
 
 
 def _note_served_model(step: Step, served_model: str | None) -> list[str]:
@@ -215,96 +236,157 @@ def _usage_or_estimate(flight: Flight, reported: TokenUsage | None, delivered_te
     return Usage(estimate_tokens(flight.parsed.prompt_text), completion), "estimated"
 
 
+def _completion_text(body: dict) -> str:
+    """The answer's text, for an estimate when usage is missing; content parts are joined."""
+    texts = []
+    for choice in body.get("choices") or []:
+        content = (choice.get("message") or {}).get("content") if isinstance(choice, dict) else None
+        if isinstance(content, str):
+            texts.append(content)
+        elif isinstance(content, list):
+            texts.extend(p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
+    return "".join(texts)
+
+
+def _served_model(step: Step, reported: str | None) -> str | None:
+    """The model an upstream says answered, fit for a receipt and a header: no key, bounded length."""
+    return redact(reported, step.channel.api_key)[:200] if reported else None
+
+
 def _served(flight: Flight, step: Step, completion: Completion, latency: int, probe: bool) -> Served:
-    flags = _note_served_model(step, completion.served_model)
-    text = "".join((c.get("message") or {}).get("content") or "" for c in completion.body.get("choices") or []
-                   if isinstance(c, dict)) if flight.parsed.endpoint == "chat" else ""
+    served_model = _served_model(step, completion.served_model)
+    flags = _note_served_model(step, served_model)
+    text = _completion_text(completion.body) if flight.parsed.endpoint == "chat" else ""
     usage, source = _usage_or_estimate(flight, completion.usage, text)
-    flight.attempts.append(attempt_record(step, "ok", served_model=completion.served_model, latency_ms=latency,
-                                    detail="probe" if probe else None, http_status=200))
-    _settle(flight, step, usage, source, flags, status="succeeded", stage=None, ttfb_ms=latency,
-            served_model=completion.served_model)
-    return Served(body=completion.body, headers=flight.headers(step), receipt_id=flight.receipt_id)
+    if flight.parsed.endpoint == "embeddings" and completion.usage is None:
+        # OpenAI's schema requires usage on embeddings; without the upstream's, say what was billed.
+        completion.body["usage"] = {"prompt_tokens": usage.prompt_tokens, "total_tokens": usage.prompt_tokens}
+    flight.attempts.append(Attempt.of(step, AttemptOutcome.OK, served_model=served_model,
+                                      latency_ms=latency, detail="probe" if probe else None, http_status=200))
+    upstream_model = _settle(flight, step, usage, source, flags, ReceiptStatus.SUCCEEDED, None, ttfb_ms=latency,
+                             served_model=served_model)
+    return Served(body=completion.body, headers=flight.served_headers(step, upstream_model),
+                  receipt_id=flight.receipt_id)
 
 
 def _streamed(flight: Flight, step: Step, upstream: ChunkStream, ttfb: int, probe: bool) -> StreamServed:
-    flight.attempts.append(attempt_record(step, "ok", served_model=upstream.served_model, latency_ms=ttfb,
-                                    detail="probe" if probe else None, http_status=200))
-    headers = flight.headers(step)
-    return StreamServed(headers=headers, events=_relay(flight, step, upstream, ttfb), receipt_id=flight.receipt_id)
+    served_model = _served_model(step, upstream.served_model)
+    attempt = Attempt.of(step, AttemptOutcome.OK, served_model=served_model, latency_ms=ttfb,
+                         detail="probe" if probe else None, http_status=200)
+    flight.attempts.append(attempt)
+    headers = flight.served_headers(step, served_model or step.upstream_model)
+    return StreamServed(headers=headers, events=_relay(flight, step, attempt, upstream, ttfb),
+                        receipt_id=flight.receipt_id)
 
 
-def _relay(flight: Flight, step: Step, upstream: ChunkStream, ttfb: int) -> Iterator[dict]:
+def _relay(flight: Flight, step: Step, attempt: Attempt, upstream: ChunkStream, ttfb: int) -> Iterator[dict]:
     """Pass chunks on and settle exactly once, before the client sees the stream's end."""
     include_usage = flight.parsed.include_usage
     settled = False
+    chunks = 0
+    heartbeat = _Heartbeat(flight.hold.id)
 
-    def finish(status: str, stage: str | None) -> None:
+    def finish(status: ReceiptStatus, stage: FailureStage | None, error: str | None = None) -> None:
         nonlocal settled
         settled = True
         upstream.close()
-        flags = _note_served_model(step, upstream.served_model)
+        attempt.served_model = _served_model(step, upstream.served_model)
+        flags = _note_served_model(step, attempt.served_model)
         usage, source = _usage_or_estimate(flight, upstream.usage, "".join(upstream.delivered_text))
-        flight.attempts[-1]["served_model"] = upstream.served_model
-        _settle(flight, step, usage, source, flags, status=status, stage=stage, ttfb_ms=ttfb,
-                served_model=upstream.served_model)
+        _settle(flight, step, usage, source, flags, status, stage, ttfb_ms=ttfb,
+                served_model=attempt.served_model, error=error)
 
     ending = None
     try:
         for chunk in upstream.chunks:
+            heartbeat.beat()
             if "usage" in chunk and not include_usage:
                 if not chunk.get("choices"):
                     continue  # the usage chunk Waybill asked for on its own account
                 chunk = {k: v for k, v in chunk.items() if k != "usage"}
+            chunks += 1
             yield chunk
     except UpstreamError as error:
-        flight.attempts[-1].update(detail=f"cut mid-stream: {error.detail}"[:500], error_class=error.error_class)
-        finish("interrupted", "mid_stream")
-        message = (f"{flight.model.id}: {step.channel.name} failed mid-stream ({error.error_class}); "
-                   f"receipt {flight.receipt_id}")
-        ending = {"error": {"message": message, "type": "api_error", "code": "upstream_interrupted"}}
+        attempt.outcome, attempt.error_class = AttemptOutcome.ERROR, error.error_class
+        attempt.detail = f"cut after {chunks} chunks: {error.detail}"[:500]
+        message = (f"{flight.model.id}: {step.channel.name} failed mid-stream after {chunks} chunks "
+                   f"({error.error_class}); receipt {flight.receipt_id}")
+        finish(ReceiptStatus.INTERRUPTED, FailureStage.MID_STREAM, message)
+        ending = {"error": {"message": message, "type": "api_error", "param": None, "code": "upstream_interrupted"}}
     except GeneratorExit:
-        finish("interrupted", "client_disconnected")
+        attempt.detail = f"client disconnected after {chunks} chunks"
+        finish(ReceiptStatus.INTERRUPTED, FailureStage.CLIENT_DISCONNECTED,
+               f"the client disconnected after {chunks} chunks")
         return
     else:
-        finish("succeeded", None)
+        finish(ReceiptStatus.SUCCEEDED, None)
     finally:
         if not settled:  # anything unexpected: still end the hold, charging what was delivered
-            finish("interrupted", "mid_stream")
+            attempt.outcome, attempt.detail = AttemptOutcome.ERROR, f"Waybill failed after {chunks} chunks"
+            finish(ReceiptStatus.INTERRUPTED, FailureStage.MID_STREAM,
+                   f"Waybill hit an internal error after {chunks} chunks; charged for what was delivered")
     if ending is not None:
         yield ending
 
 
-def _settle(flight: Flight, step: Step, usage: Usage, source: str, flags: list[str], status: str,
-            stage: str | None, ttfb_ms: int, served_model: str | None) -> None:
-    """Charge the hold once and write the final receipt, its attempts and the ledger link together."""
+class _Heartbeat:
+    """Keeps a long stream's hold alive, so sweep never resolves a live request."""
+
+    def __init__(self, hold_id: int):
+        self.hold_id = hold_id
+        self.every_s = current_app.config["WAYBILL_HOLD_TTL_S"] / 3
+        self.last = runtime().monotonic()
+
+    def beat(self) -> None:
+        """Extend the hold's deadline once a third of its lifetime has passed since the last beat."""
+        if runtime().monotonic() - self.last >= self.every_s:
+            holds.keep_alive(self.hold_id)
+            self.last = runtime().monotonic()
+
+
+def _applied_price(flight: Flight, step: Step, served_model: str | None, usage: Usage) -> tuple[str, Price]:
+    """The requested model's price; a substituted model in the catalog is charged at the cheaper of the two."""
     model = flight.model
-    charge = charge_micros(usage, model.price, step.channel.multiplier)
+    if not _mismatch(step, served_model):
+        return model.id, model.price
+    substitute = route_table().catalog_price(served_model)
+    if substitute is None:
+        return model.id, model.price
+    multiplier = step.channel.multiplier
+    return min((model.id, model.price), substitute, key=lambda p: charge_micros(usage, p[1], multiplier))
+
+
+def _settle(flight: Flight, step: Step, usage: Usage, source: str, flags: list[str], status: ReceiptStatus,
+            stage: FailureStage | None, ttfb_ms: int, served_model: str | None, error: str | None = None) -> str:
+    """Charge the hold once and write the final receipt, its attempts and the ledger link together.
+
+    Returns the model that answered, as the receipt names it.
+    """
+    price_model, price = _applied_price(flight, step, served_model, usage)
+    due = charge_micros(usage, price, step.channel.multiplier)
+    upstream_model = served_model or step.upstream_model
+    key_capped = flight.principal.spend_cap is not None
     with write_transaction():
-        memo = f"{flight.receipt_id} {model.id} via {step.channel.name}"
+        # A key's cap bounds the charge too; beyond it the receipt is underpaid, like a short wallet.
+        charge = limits.allowed_charge(flight.principal.api_key_id, flight.hold.amount, due) if key_capped else due
+        memo = f"{flight.receipt_id} {flight.model.id} via {step.channel.name}"
         settlement = holds.settle(flight.hold.id, charge, memo=memo)
-        if settlement.underpaid:
+        if settlement.charged < due:
             flags.append("underpaid")
-        # Only keys with a spend cap count their spending: it saves a write on every other request.
-        if flight.principal.spend_cap is not None and settlement.charged:
-            db.session.execute(update(ApiKey).where(ApiKey.id == flight.principal.api_key_id)
-                               .values(spent=ApiKey.spent + settlement.charged)
-                               .execution_options(synchronize_session=False))
+        if key_capped:
+            limits.settle_spend(flight.principal.api_key_id, settlement.held, settlement.charged)
         write_receipt(
-            flight, status=status, failure_stage=stage, upstream_model=step.upstream_model,
-            fallback_used=step.position != _first_position(flight), route_channel=step.channel.name,
+            flight, status=status, failure_stage=stage, error_message=error, upstream_model=upstream_model,
+            fallback_used=flight.fallback_used, route_channel=step.channel.name,
             route_label=step.channel.label, route_lane=step.channel.lane, route_position=step.position,
             settlement=step.channel.lane, prompt_tokens=usage.prompt_tokens,
             completion_tokens=usage.completion_tokens, cached_tokens=usage.cached_tokens, usage_source=source,
-            input_per_mtok=model.price.input_per_mtok, output_per_mtok=model.price.output_per_mtok,
-            cached_input_per_mtok=model.price.cached_input_per_mtok, multiplier=_ratio_text(step),
+            input_per_mtok=price.input_per_mtok, output_per_mtok=price.output_per_mtok,
+            cached_input_per_mtok=price.cached_input_per_mtok, multiplier=_ratio_text(step), price_model=price_model,
             charge=settlement.charged, latency_ms=flight.elapsed_ms(), ttfb_ms=ttfb_ms, flags=flags,
             ledger_entry_id=settlement.entry.id if settlement.entry else None)
         write_attempts(flight)
-
-
-def _first_position(flight: Flight) -> int:
-    return flight.attempts[0]["position"] if flight.attempts else 1
+    return upstream_model
 
 
 def _ratio_text(step: Step) -> str:
@@ -315,43 +397,39 @@ def _ratio_text(step: Step) -> str:
 
 
 def _client_error(flight: Flight, step: Step, error: UpstreamError) -> GatewayError:
-    stage = "primary" if flight.tried == 1 else "after_fallback"
     message = (f"{flight.model.id}: {step.channel.name} rejected the request ({error.http_status}): "
                f"{error.client_message or error.detail}; receipt {flight.receipt_id}")
-    finish(flight, status="failed", stage=stage, error=message)
-    return with_receipt(GatewayError(400, "invalid_request", message), flight, step)
+    return refuse(flight, GatewayError(400, "invalid_request", message), ReceiptStatus.FAILED, flight.failure_stage)
 
 
-def _no_route(flight: Flight, steps: list[Step], last_tried: Step | None) -> GatewayError:
-    """The request could not be served: 502 if something was tried, else 402 or 503."""
+def _unserved(flight: Flight, steps: list[Step]) -> GatewayError:
+    """No step served the request: 502 if an upstream call failed, else 402 or 503."""
     model_id = flight.model.id
-    if flight.tried and any(a["outcome"] == "error" for a in flight.attempts):
+    if flight.failed_step is not None:
         message = f"{model_id}: {summary(flight)}; receipt {flight.receipt_id}"
-        stage = "primary" if flight.tried == 1 and steps and last_tried is steps[0] else "after_fallback"
-        finish(flight, status="failed", stage=stage, error=message)
-        return with_receipt(GatewayError(502, "all_routes_failed", message), flight, last_tried)
+        error = GatewayError(502, "all_routes_failed", message, retry_after=_seconds_until_a_cooldown_ends(steps))
+        return refuse(flight, error, ReceiptStatus.FAILED, flight.failure_stage)
     if flight.shortfalls:
         wallets = wallets_of(flight.principal.user_id)
         needs = ", ".join(f"{kind} needs ${format_usd(amount)} and has ${format_usd(wallets[kind].available)} available"
                           for kind, amount in sorted(flight.shortfalls.items()))
         message = (f"{model_id}: no allowed wallet can cover the hold ({needs}); a lower max_tokens lowers "
                    f"the hold; receipt {flight.receipt_id}")
-        finish(flight, status="rejected", stage="no_route", error=message)
-        return with_receipt(GatewayError(402, "insufficient_balance", message), flight)
+        return refuse(flight, GatewayError(402, "insufficient_balance", message), ReceiptStatus.REJECTED,
+                      FailureStage.NO_ROUTE)
     message = f"{model_id}: no usable route ({summary(flight)}); receipt {flight.receipt_id}"
-    retry_after = _seconds_until_cooldown_ends(steps)
-    finish(flight, status="failed", stage="no_route", error=message)
-    return with_receipt(GatewayError(503, "no_route_available", message, retry_after=retry_after), flight)
+    error = GatewayError(503, "no_route_available", message, retry_after=_seconds_until_a_cooldown_ends(steps))
+    return refuse(flight, error, ReceiptStatus.FAILED, FailureStage.NO_ROUTE)
 
 
-def _seconds_until_cooldown_ends(steps: list[Step]) -> int | None:
+def _seconds_until_a_cooldown_ends(steps: list[Step]) -> int | None:
+    """Seconds until the soonest cooldown on this route ends, read fresh: failures just now count."""
     now = utcnow()
-    ends = [s.health.cooldown_until for s in steps if s.health.cooling(now)]
+    health = channel_health.current_health()
+    ends = [h.cooldown_until for h in (health.get(s.channel.id) for s in steps) if h is not None and h.cooling(now)]
     return max(1, int((min(ends) - now).total_seconds()) + 1) if ends else None
 
 
 def record_rejection(principal: Principal, endpoint: str, error: GatewayError) -> GatewayError:
     """Write the receipt of a request refused before its body could be read (e.g. too large)."""
-    flight = Flight(principal, endpoint, "", False)
-    finish(flight, status="rejected", stage="before_routing", error=error.message)
-    return with_receipt(error, flight)
+    return refuse(Flight(principal, endpoint, "", False), error, ReceiptStatus.REJECTED, FailureStage.BEFORE_ROUTING)

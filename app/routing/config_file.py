@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
@@ -40,7 +40,6 @@ class ImportSummary:
     models: int = 0
     channels: int = 0
     routes: int = 0
-    notes: list[str] = field(default_factory=list)
 
 
 class _Checker:

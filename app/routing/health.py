@@ -1,8 +1,6 @@
 """Channel health: circuits and cooldowns kept in the database, shared by every worker and node."""
 from __future__ import annotations
 
-import threading
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -13,6 +11,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.database import utcnow, write_transaction
 from app.extensions import db
+from app.providers.base import ErrorClass
+from app.runtime import TtlCache, runtime
 
 TRIP_AFTER_FAILURES = 3
 FIRST_COOLDOWN_S = 30
@@ -62,29 +62,28 @@ class Health:
 
 
 HEALTHY = Health()
-_cache: dict[str, object] = {"at": 0.0, "rows": {}}
-_cache_lock = threading.Lock()
+
+
+def _cache() -> TtlCache:
+    return runtime().cache("channel_health", ttl_s=CACHE_TTL_S)
 
 
 def current_health() -> dict[int, Health]:
     """Every channel's health, read at most once a second per process."""
-    now = time.monotonic()
-    if now - _cache["at"] < CACHE_TTL_S:
-        return _cache["rows"]
-    rows = {
-        h.channel_id: Health(h.consecutive_failures, h.trips, h.cooldown_until, h.key_rejected,
-                             h.last_error_class, h.observed_mismatch)
-        for h in db.session.scalars(db.select(ChannelHealth))
-    }
-    with _cache_lock:
-        _cache.update(at=now, rows=rows)
+    rows = _cache().get("rows")
+    if rows is None:
+        rows = {
+            h.channel_id: Health(h.consecutive_failures, h.trips, h.cooldown_until, h.key_rejected,
+                                 h.last_error_class, h.observed_mismatch)
+            for h in db.session.scalars(db.select(ChannelHealth))
+        }
+        _cache().put("rows", rows)
     return rows
 
 
 def forget_cached_health() -> None:
-    """Drop this process's cached view, after a local change or in tests."""
-    with _cache_lock:
-        _cache.update(at=0.0, rows={})
+    """Drop this process's cached view after a local change, so this worker sees it at once."""
+    _cache().clear()
 
 
 def _ensure_row(channel_id: int) -> ChannelHealth:
@@ -101,35 +100,48 @@ def cooldown_after_trips(trips: int) -> int:
 
 
 def record_failure(channel_id: int, error_class: str, retry_after: float | None = None,
-                   was_probe: bool = False, now: datetime | None = None) -> None:
-    """Count a fallback-worthy failure; trip the circuit, cool a 429, or hold a rejected key."""
-    now = now or utcnow()
+                   was_probe: bool = False) -> None:
+    """Count a fallback-worthy failure; trip the circuit, cool a 429, or hold a rejected key.
+
+    A failed probe re-trips at once, doubling the cooldown. Requests that were already in flight
+    when the circuit tripped do not trip it again: only a probe escalates a cooling channel.
+    """
+    now = utcnow()
     with write_transaction():
         row = _ensure_row(channel_id)
-        row.last_error_class, row.last_error_at, row.probe_until = error_class, now, None
-        if error_class == "key_rejected":
-            row.key_rejected = True
-        elif error_class == "rate_limited":
-            seconds = retry_after if retry_after is not None else RATE_LIMIT_COOLDOWN_S
-            row.cooldown_until = max(row.cooldown_until or now, now + timedelta(seconds=seconds))
-        else:
-            row.consecutive_failures += 1
-            if was_probe or row.consecutive_failures >= TRIP_AFTER_FAILURES:
-                row.trips += 1
-                row.consecutive_failures = 0
-                row.cooldown_until = now + timedelta(seconds=cooldown_after_trips(row.trips))
+        row.last_error_class, row.last_error_at = str(error_class), now
+        if was_probe:
+            row.probe_until = None
+        _count_failure(row, error_class, retry_after, was_probe, now)
     forget_cached_health()
 
 
-def record_success(channel_id: int, was_probe: bool, health: Health, now: datetime | None = None) -> None:
+def _count_failure(row: ChannelHealth, error_class: str, retry_after: float | None, was_probe: bool,
+                   now: datetime) -> None:
+    if error_class == ErrorClass.RATE_LIMITED:
+        seconds = retry_after if retry_after is not None else RATE_LIMIT_COOLDOWN_S
+        row.cooldown_until = max(row.cooldown_until or now, now + timedelta(seconds=seconds))
+        return
+    if error_class == ErrorClass.KEY_REJECTED:
+        row.key_rejected = True
+    if row.cooldown_until is not None and row.cooldown_until > now and not was_probe:
+        return  # already tripped: only a probe escalates a cooling channel
+    row.consecutive_failures += 1
+    if was_probe or row.key_rejected or row.consecutive_failures >= TRIP_AFTER_FAILURES:
+        row.trips += 1
+        row.consecutive_failures = 0
+        row.cooldown_until = now + timedelta(seconds=cooldown_after_trips(row.trips))
+
+
+def record_success(channel_id: int, was_probe: bool, health: Health) -> None:
     """Close the circuit after a success, writing only when there was something to clear."""
     if health.clean and not was_probe:
         return
-    now = now or utcnow()
     with write_transaction():
         db.session.execute(
             update(ChannelHealth).where(ChannelHealth.channel_id == channel_id)
-            .values(consecutive_failures=0, trips=0, cooldown_until=None, probe_until=None, last_ok_at=now)
+            .values(consecutive_failures=0, trips=0, cooldown_until=None, probe_until=None, key_rejected=False,
+                    last_ok_at=utcnow())
             .execution_options(synchronize_session=False))
     forget_cached_health()
 
@@ -142,22 +154,29 @@ def record_observed_mismatch(channel_id: int, served_model: str | None) -> None:
     forget_cached_health()
 
 
-def claim_probe(channel_id: int, hold_s: float, now: datetime | None = None) -> bool:
-    """Let exactly one request probe a channel whose cooldown ended; True if this one may."""
-    now = now or utcnow()
+def claim_probe(channel_id: int, hold_s: float, before_cooldown_ends: bool = False) -> bool:
+    """Let exactly one request at a time probe a channel; True if this one may.
+
+    A probe normally waits for the cooldown to end; when every step is cooling, the gateway
+    probes the soonest one early, still one request at a time.
+    """
+    now = utcnow()
+    conditions = [ChannelHealth.channel_id == channel_id,
+                  (ChannelHealth.probe_until.is_(None)) | (ChannelHealth.probe_until < now)]
+    if not before_cooldown_ends:
+        conditions.append(ChannelHealth.cooldown_until <= now)
     with write_transaction():
         claimed = db.session.execute(
-            update(ChannelHealth)
-            .where(ChannelHealth.channel_id == channel_id, ChannelHealth.cooldown_until <= now,
-                   (ChannelHealth.probe_until.is_(None)) | (ChannelHealth.probe_until < now))
-            .values(probe_until=now + timedelta(seconds=hold_s))
+            update(ChannelHealth).where(*conditions).values(probe_until=now + timedelta(seconds=hold_s))
             .execution_options(synchronize_session=False)).rowcount
     return claimed == 1
 
 
 def clear_key_rejected(channel_id: int) -> None:
-    """An admin changed the key: let the channel be tried again."""
+    """The channel's key changed: close its circuit so the new key is tried at once."""
     with write_transaction():
         db.session.execute(update(ChannelHealth).where(ChannelHealth.channel_id == channel_id)
-                           .values(key_rejected=False).execution_options(synchronize_session=False))
+                           .values(key_rejected=False, cooldown_until=None, trips=0, consecutive_failures=0,
+                                   probe_until=None)
+                           .execution_options(synchronize_session=False))
     forget_cached_health()

@@ -27,13 +27,3 @@ def resolve_key(channel: Channel) -> str | None:
     if channel.api_key_env:
         return os.environ.get(channel.api_key_env) or None
     return None
-
-
-def describe_key(channel: Channel) -> str:
-    """What an admin may see of a key: whether it is set and how it ends, never the key."""
-    if channel.api_key_encrypted is not None:
-        return f"set, ends …{channel.api_key_last4}"
-    if channel.api_key_env:
-        state = "set" if os.environ.get(channel.api_key_env) else "missing"
-        return f"from ${channel.api_key_env} ({state})"
-    return "missing"

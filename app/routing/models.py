@@ -12,7 +12,6 @@ from app.database import utcnow
 from app.extensions import db
 
 
-
 class Channel(db.Model):
     """One configured upstream; its key is stored encrypted and never shown."""
 
@@ -39,11 +38,6 @@ class Channel(db.Model):
     def price_multiplier(self) -> Fraction:
         """The exact multiplier applied to official prices on this channel."""
         return Fraction(Decimal(self.price_multiplier_text))
-
-    @property
-    def has_stored_key(self) -> bool:
-        """Tell whether an encrypted key is stored (an env reference is resolved later)."""
-        return self.api_key_encrypted is not None
 
 
 class RouteStep(db.Model):

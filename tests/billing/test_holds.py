@@ -1,7 +1,6 @@
 """Reserve, settle, void and sweep against a real database, with the ledger invariants after each."""
 from __future__ import annotations
 
-from datetime import timedelta
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -14,7 +13,6 @@ from app.billing.audit import ledger_violations
 from app.billing.models import Hold, LedgerEntry, Wallet
 from app.accounts.models import User
 from app.billing.wallets import InvalidAmount, credit, open_wallets, wallet_of
-from app.database import utcnow
 from app.extensions import db
 
 
@@ -87,18 +85,21 @@ def test_zero_charge_writes_no_charge_entry(wallet):
     assert ledger_violations() == []
 
 
-def test_sweep_voids_unstarted_and_charges_started_holds_for_review(wallet):
-    unstarted = holds.reserve(wallet.id, 100_000, ttl_s=0)
-    started = holds.reserve(wallet.id, 200_000, ttl_s=0)
+def test_sweep_charges_holds_past_their_deadline_for_review_and_spares_live_ones(wallet, clock):
+    stale = holds.reserve(wallet.id, 200_000, ttl_s=60)
     fresh = holds.reserve(wallet.id, 300_000, ttl_s=3600)
-    holds.mark_upstream_started(started.id)
-    result = holds.sweep(now=utcnow() + timedelta(seconds=1))
-    assert (result.voided, result.charged) == (1, 1)
-    assert db.session.get(Hold, unstarted.id, populate_existing=True).status == "voided"
-    swept = db.session.get(Hold, started.id, populate_existing=True)
+    kept_alive = holds.reserve(wallet.id, 100_000, ttl_s=60)
+    clock.advance(59)
+    assert holds.sweep() == 0
+    holds.keep_alive(kept_alive.id, ttl_s=60)  # a live stream's heartbeat
+    clock.advance(2)
+    assert holds.sweep() == 1
+    swept = db.session.get(Hold, stale.id, populate_existing=True)
     assert (swept.status, swept.charged, swept.needs_review) == ("settled", 200_000, True)
+    assert db.session.get(Hold, kept_alive.id, populate_existing=True).status == "open"
     assert db.session.get(Hold, fresh.id, populate_existing=True).status == "open"
-    assert holds.sweep(older_than_s=0).voided == 1
+    assert holds.sweep(older_than_s=0) == 2
+    assert _fresh(wallet.id).balance == 1_000_000 - 600_000
     assert ledger_violations() == []
 
 
@@ -173,19 +174,12 @@ def test_hold_state_machine(app):
             self.open.pop(hold_id)
             holds.void(hold_id)
 
-        @precondition(lambda self: self.open)
-        @rule(data=st.data())
-        def start_upstream(self, data):
-            holds.mark_upstream_started(data.draw(st.sampled_from(sorted(self.open))))
-
         @rule()
         def sweep(self):
-            started = set(db.session.scalars(db.select(Hold.id).where(Hold.upstream_started)))
             holds.sweep(older_than_s=0)
             for hold_id, (w, amount) in list(self.open.items()):
                 self.open.pop(hold_id)
-                if hold_id in started:
-                    self.balance[w] -= amount
+                self.balance[w] -= amount
 
         @invariant()
         def ledger_holds(self):

@@ -51,7 +51,7 @@ def test_primary_503_falls_back_to_the_routed_backup(openai_client, gateway):
     assert [(a["channel"], a["outcome"], a["http_status"], a["error_class"]) for a in receipt["attempts"]] == [
         ("primary", "error", 503, "upstream_5xx"), ("backup", "ok", 200, None)]
     assert receipt["price"] == {"input_per_mtok": "0.225", "output_per_mtok": "0.9",
-                                "cached_input_per_mtok": "0.1125", "multiplier": "1.5"}
+                                "cached_input_per_mtok": "0.1125", "multiplier": "1.5", "model": "gpt-4o-mini"}
     from fractions import Fraction
     usage = completion.usage
     expected = charge_micros(Usage(usage.prompt_tokens, usage.completion_tokens), MINI, Fraction(3, 2))

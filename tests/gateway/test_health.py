@@ -153,13 +153,16 @@ def test_no_usable_step_is_a_503_with_retry_after_from_the_cooldown(openai_clien
     _edit_channel("backup", enabled=False)
     db.session.rollback()
     channel = db.session.scalar(db.select(Channel).where(Channel.name == "primary"))
-    db.session.add(ChannelHealth(channel_id=channel.id, key_rejected=True))
+    db.session.add(ChannelHealth(channel_id=channel.id, key_rejected=True, trips=1,
+                                 cooldown_until=utcnow() + timedelta(seconds=30)))
     db.session.commit()
     forget_cached_health()
     with pytest.raises(openai.APIStatusError) as error:
         _chat(openai_client)
     assert error.value.status_code == 503
     assert error.value.body["code"] == "no_route_available"
+    assert error.value.response.headers["x-should-retry"] == "false"
+    assert 29 <= int(error.value.response.headers["Retry-After"]) <= 31
     assert "primary skipped (key_rejected), backup skipped (disabled)" in error.value.body["message"]
     assert gateway.balances() == {"credit": (10_000_000, 0), "routed": (10_000_000, 0)}
     assert_ledger_green()

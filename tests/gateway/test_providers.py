@@ -8,97 +8,11 @@ import openai
 import pytest
 
 from app.billing.pricing import Price, Usage, charge_micros
-from tests.conftest import assert_ledger_green, import_config_text
-
-MULTI_PROVIDER_CONFIG = """
-[[models]]
-id = "claude-sonnet-4-6"
-name = "Claude Sonnet 4.6"
-provider = "anthropic"
-context_window = 200000
-max_output_tokens = 64000
-input_per_mtok = 3.0
-output_per_mtok = 15.0
-cached_input_per_mtok = 0.3
-
-[[models]]
-id = "gemini-2.5-flash"
-name = "Gemini 2.5 Flash"
-provider = "gemini"
-context_window = 1048576
-max_output_tokens = 65535
-input_per_mtok = 0.3
-output_per_mtok = 2.5
-cached_input_per_mtok = 0.03
-
-[[models]]
-id = "text-only-model"
-provider = "openai"
-input_per_mtok = 1.0
-output_per_mtok = 1.0
-supports_vision = false
-supports_tools = false
-
-[[channels]]
-name = "claude-direct"
-label = "Anthropic direct"
-provider = "anthropic"
-base_url = "{sim}/claude-direct"
-api_key = "sk-ant-direct-4444"
-lane = "official"
-[channels.models]
-"claude-sonnet-4-6" = "claude-sonnet-4-6"
-
-[[channels]]
-name = "gemini-direct"
-label = "Google direct"
-provider = "gemini"
-base_url = "{sim}/gemini-direct"
-api_key = "AIzaSyTestKey0000000000000000"
-lane = "official"
-[channels.models]
-"gemini-2.5-flash" = "gemini-2.5-flash"
-
-[[channels]]
-name = "relay-c"
-label = "Relay C"
-provider = "openai-compatible"
-base_url = "{sim}/relay-c/v1"
-api_key = "sk-relay-c-5555"
-lane = "routed"
-price_multiplier = 1.2
-[channels.models]
-"claude-sonnet-4-6" = "anthropic/claude-sonnet-4.6"
-"gemini-2.5-flash" = "google/gemini-2.5-flash"
-"text-only-model" = "text-only-model"
-
-[[routes]]
-model = "claude-sonnet-4-6"
-channels = ["claude-direct", "relay-c"]
-
-[[routes]]
-model = "gemini-2.5-flash"
-channels = ["gemini-direct", "relay-c"]
-
-[[routes]]
-model = "text-only-model"
-channels = ["relay-c"]
-"""
+from tests.conftest import assert_ledger_green
 
 WEATHER_TOOL = {"type": "function", "function": {
     "name": "get_weather", "description": "Weather for a city",
     "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
-
-
-@pytest.fixture
-def providers(gateway, tmp_path):
-    import_config_text(MULTI_PROVIDER_CONFIG.format(sim=gateway.sim.root), tmp_path)
-    return gateway
-
-
-@pytest.fixture
-def claude_client(providers, live_server):
-    return anthropic.Anthropic(base_url=live_server, api_key=providers.key, max_retries=0)
 
 
 def _receipt(client, receipt_id: str) -> dict:

@@ -11,7 +11,7 @@ import requests
 
 from app.billing.pricing import Price, Usage, charge_micros, format_usd
 from app.gateway.parsing import estimate_tokens
-from app.simulator.app import count_tokens, reply_words
+from app.simulator.wire import count_tokens, reply_words
 from tests.conftest import assert_ledger_green
 
 MINI = Price(150_000, 600_000, 75_000)

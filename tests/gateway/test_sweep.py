@@ -8,23 +8,19 @@ from app.gateway.models import Receipt
 from tests.conftest import assert_ledger_green
 
 
-def test_sweep_charges_a_started_hold_and_flags_its_receipt_for_review(make_user, run_cli):
+def test_sweep_charges_a_dead_requests_hold_and_flags_its_receipt_for_review(make_user, run_cli):
     user = make_user("dead@example.com", credit_usd="1")
     wallet = wallet_of(user.id, "credit")
-    started = holds.reserve(wallet.id, 40_000, memo="rcpt_dead gpt-4o-mini", upstream_started=True)
-    unstarted = holds.reserve(wallet.id, 10_000, memo="rcpt_never gpt-4o-mini")
-    for receipt_id, hold in (("rcpt_dead", started), ("rcpt_never", unstarted)):
-        db.session.add(Receipt(id=receipt_id, user_id=user.id, endpoint="chat", requested_model="gpt-4o-mini",
-                               hold_id=hold.id, flags=[]))
+    dead_hold = holds.reserve(wallet.id, 40_000, memo="rcpt_dead gpt-4o-mini")
+    db.session.add(Receipt(id="rcpt_dead", user_id=user.id, endpoint="chat", requested_model="gpt-4o-mini",
+                           hold_id=dead_hold.id, flags=[]))
     db.session.commit()
 
-    assert "swept: 1 voided, 1 charged for review" in run_cli("sweep", "--older-than", "0").stdout
+    assert "swept: 1 stale hold(s) charged for review" in run_cli("sweep", "--older-than", "0").stdout
     db.session.rollback()
     dead = db.session.get(Receipt, "rcpt_dead")
     assert (dead.status, dead.charge, dead.flags) == ("interrupted", 40_000, ["review"])
     assert dead.ledger_entry_id is not None
-    never = db.session.get(Receipt, "rcpt_never")
-    assert (never.charge, never.flags, never.ledger_entry_id) == (0, [], None)
     wallet = wallet_of(user.id, "credit")
     db.session.refresh(wallet)
     assert (wallet.balance, wallet.reserved) == (960_000, 0)
