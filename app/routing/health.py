@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import ForeignKey, String, update
+from sqlalchemy import false as sa_false
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, mapped_column
@@ -36,6 +37,9 @@ class ChannelHealth(db.Model):
     last_error_at: Mapped[datetime | None] = mapped_column(default=None)
     last_ok_at: Mapped[datetime | None] = mapped_column(default=None)
     observed_mismatch: Mapped[str | None] = mapped_column(String(200), default=None)
+    # The key behind the current run of failures, and whether other keys failed in it too.
+    failure_key_id: Mapped[int | None] = mapped_column(default=None)
+    failures_from_many_keys: Mapped[bool] = mapped_column(default=False, server_default=sa_false())
 
 
 @dataclass(frozen=True)
