@@ -13,3 +13,21 @@ timeout = 60
 graceful_timeout = 30
 keepalive = 5
 accesslog = os.environ.get("WAYBILL_ACCESS_LOG") or None
+
+
+def post_worker_init(worker):
+    """Let the app close its connection: gunicorn drops the Connection header an app sends (PEP 3333)."""
+    worker.wsgi = _closing_on_request(worker.wsgi)
+
+
+def _closing_on_request(app):
+    """The WSGI app, with gunicorn closing the connection after any response that says `Connection: close`."""
+    def closing_app(environ, start_response):
+        def start(status, headers, exc_info=None):
+            asks_close = any(name.lower() == "connection" and value.lower() == "close" for name, value in headers)
+            # gunicorn's start_response is a method of its response, which can be told to close.
+            if asks_close and hasattr(getattr(start_response, "__self__", None), "force_close"):
+                start_response.__self__.force_close()
+            return start_response(status, headers, exc_info)
+        return app(environ, start)
+    return closing_app

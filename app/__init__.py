@@ -37,9 +37,10 @@ def create_app(config: dict | None = None) -> Flask:
     from app.proxy import bp as proxy_bp
     from app.user import bp as user_bp
 
-    from app import errors, rendering
+    from app import errors, rendering, security
     rendering.init_app(app)
     errors.init_app(app)
+    security.init_app(app)
     app.register_blueprint(auth_bp)
     app.register_blueprint(user_bp)
     app.register_blueprint(admin_bp, url_prefix="/admin")

@@ -99,6 +99,18 @@ def users_create(email, password, admin):
     click.echo(f"created {'admin' if admin else 'user'} {user.email}")
 
 
+@users.command("set-password")
+@click.argument("email")
+@click.option("--password", required=True)
+@with_appcontext
+@refuses_bad_input
+def users_set_password(email, password):
+    """Change a user's password and sign out every session they have."""
+    from app.accounts.service import set_password
+    user = set_password(email, password)
+    click.echo(f"password changed for {user.email}; their sessions are signed out")
+
+
 @main.group()
 def keys():
     """Manage API keys."""

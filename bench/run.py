@@ -101,7 +101,9 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="waybill-bench-"))
     env = {**os.environ, "WAYBILL_INSTANCE_PATH": str(tmp), "WAYBILL_DATABASE_URL": os.environ.get(
         "WAYBILL_DATABASE_URL", f"sqlite:///{tmp}/bench.db"), "WAYBILL_WORKERS": "1",
-        "BENCH_UPSTREAM": f"http://127.0.0.1:{SIM_PORT}/bare/v1"}
+        "BENCH_UPSTREAM": f"http://127.0.0.1:{SIM_PORT}/bare/v1",
+        # One key opens every held stream, so the per-key in-flight bound must not be what is measured.
+        "WAYBILL_MAX_IN_FLIGHT_PER_KEY": str(opts.streams + 100)}
     waybill = [str(BIN / "waybill")]
     (tmp / "bench.toml").write_text(CONFIG.format(port=SIM_PORT))
     for cmd in (["init-db"], ["config", "import", str(tmp / "bench.toml")],

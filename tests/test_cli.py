@@ -4,8 +4,9 @@ from __future__ import annotations
 import re
 import pytest
 from sqlalchemy import create_engine, text
+from sqlalchemy.exc import DBAPIError
 
-from tests.conftest import ROOT
+from tests.conftest import POSTGRES_URL, ROOT
 
 EXAMPLE_CONFIG = ROOT / "docs" / "config.example.toml"
 
@@ -47,9 +48,21 @@ def test_whole_cli_flow(run_cli, database_url):
 
 @pytest.mark.parametrize("args,message", [
     (("wallets", "topup", "dev@example.com", "credit", "0"), "greater than zero"),
-    (("wallets", "topup", "dev@example.com", "credit", "-4"), "greater than zero"),
+    (("wallets", "topup", "dev@example.com", "credit", "-4"), "cannot be negative"),
     (("wallets", "topup", "dev@example.com", "credit", "1,5"), "not an amount"),
     (("wallets", "topup", "dev@example.com", "credit", "0.0000001"), "precision"),
+    # Python's Decimal reads all of these; an operator's typo must not become money.
+    (("wallets", "topup", "dev@example.com", "credit", "1_000"), "not an amount"),
+    (("wallets", "topup", "dev@example.com", "credit", "\u0665"), "not an amount"),
+    (("wallets", "topup", "dev@example.com", "credit", "1e3"), "not an amount"),
+    (("wallets", "topup", "dev@example.com", "credit", "+5"), "not an amount"),
+    (("wallets", "topup", "dev@example.com", "credit", "Infinity"), "not an amount"),
+    (("wallets", "topup", "dev@example.com", "credit", "-1"), "cannot be negative"),
+    # On SQLite this overflowed the balance into a REAL; on PostgreSQL it was a traceback.
+    (("wallets", "topup", "dev@example.com", "credit", "9223372036854.775807"), "maximum of $1,000,000"),
+    (("wallets", "topup", "dev@example.com", "credit", "1000000.000001"), "maximum of $1,000,000"),
+    (("keys", "create", "dev@example.com", "--spend-cap", "1_000"), "not an amount"),
+    (("keys", "create", "dev@example.com", "--spend-cap", "1000001"), "maximum of $1,000,000"),
     (("wallets", "topup", "nobody@example.com", "credit", "5"), "no user"),
     (("users", "create", "dev@example.com", "--password", "another-pass"), "already exists"),
     (("users", "create", "DEV@example.com", "--password", "another-pass"), "already exists"),
@@ -68,16 +81,49 @@ def test_bad_input_is_one_line_exit_2_and_changes_nothing(run_cli, database_url,
     assert _wallet_balance(database_url, "dev@example.com", "credit") == 1_000_000
 
 
-def test_ledger_check_fails_on_a_tampered_balance(run_cli, database_url):
+def _ledger_check_after_tampering(run_cli, database_url: str, *statements: str):
+    """Top up $2, change the database behind Waybill's back, and run a failing `ledger check`."""
     run_cli("users", "create", "dev@example.com", "--password", "s3cret-pass")
     run_cli("wallets", "topup", "dev@example.com", "credit", "2")
     engine = create_engine(database_url)
     with engine.begin() as conn:
-        conn.execute(text("UPDATE wallet SET balance = balance + 1 WHERE kind = 'credit'"))
+        for statement in statements:
+            conn.execute(text(statement))
     engine.dispose()
-    result = run_cli("ledger", "check", check_rc=1)
+    return run_cli("ledger", "check", check_rc=1)
+
+
+def test_ledger_check_fails_on_a_tampered_balance(run_cli, database_url):
+    result = _ledger_check_after_tampering(run_cli, database_url,
+                                           "UPDATE wallet SET balance = balance + 1 WHERE kind = 'credit'")
     assert "balance 2000001 != sum of ledger entries 2000000" in result.stderr
     assert "user" in result.stderr and "credit" in result.stderr
+
+
+def test_topup_takes_surrounding_spaces_and_the_maximum(run_cli, database_url):
+    run_cli("users", "create", "dev@example.com", "--password", "s3cret-pass")
+    run_cli("wallets", "topup", "dev@example.com", "credit", "  5 ")
+    run_cli("wallets", "topup", "dev@example.com", "routed", "1000000")
+    assert _wallet_balance(database_url, "dev@example.com", "credit") == 5_000_000
+    assert _wallet_balance(database_url, "dev@example.com", "routed") == 1_000_000_000_000
+    assert "ledger check passed" in run_cli("ledger", "check").stdout
+
+
+def test_money_stored_as_real_is_refused_or_flagged(run_cli, database_url):
+    if POSTGRES_URL:  # a BIGINT column refuses outright what SQLite would keep as a REAL
+        run_cli("users", "create", "dev@example.com", "--password", "s3cret-pass")
+        engine = create_engine(database_url)
+        with pytest.raises(DBAPIError, match="out of range"), engine.begin() as conn:
+            conn.execute(text("UPDATE wallet SET balance = 1e19"))
+        engine.dispose()
+        return
+    # What an int64 overflow leaves behind on SQLite: every sum agrees, but as floats that have lost cents.
+    result = _ledger_check_after_tampering(run_cli, database_url,
+                                           "UPDATE wallet SET balance = 1e19 WHERE kind = 'credit'",
+                                           "UPDATE ledger_entry SET amount = 1e19, balance_after = 1e19")
+    assert "wallet 1: balance 1e+19 is stored as real, not integer" in result.stderr
+    assert "ledger entry 1: amount 1e+19 is stored as real, not integer" in result.stderr
+    assert "ledger entry 1: balance_after 1e+19 is stored as real, not integer" in result.stderr
 
 
 def test_sweep_and_catalog_sync_commands(run_cli):

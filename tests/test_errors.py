@@ -10,6 +10,7 @@ from sqlalchemy import text
 
 from app.accounts.models import ApiKey
 from app.extensions import db
+from tests.conftest import csrf_from
 
 HTMX = {"HX-Request": "true"}
 OUT_OF_BAND_FLASHES = '<div id="flashes" aria-live="polite" hx-swap-oob="innerHTML">'
@@ -106,7 +107,7 @@ def test_an_htmx_error_is_a_fragment_for_the_flash_region(login_as):
 
 def test_an_htmx_error_brings_pending_flashes_out_of_band(client, login_as):
     login_as()
-    client.get("/logout")  # flashes "Signed out." for the next page
+    client.post("/logout", data={"csrf_token": csrf_from(client.get("/").get_data(as_text=True))})  # flashes "Signed out."
     body = assert_error_fragment(client.get("/no-such-page", headers=HTMX), 404, "Page not found")
     assert OUT_OF_BAND_FLASHES in body and '<p class="flash flash-info">Signed out.</p>' in body
 

@@ -1,6 +1,7 @@
 """User and ApiKey tables."""
 from __future__ import annotations
 
+import secrets
 from datetime import datetime
 
 from flask_login import UserMixin
@@ -9,6 +10,11 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.database import utcnow
 from app.extensions import db
+
+
+def new_session_nonce() -> str:
+    """A fresh random nonce: sessions signed with the previous one stop working."""
+    return secrets.token_urlsafe(24)
 
 
 class User(UserMixin, db.Model):
@@ -22,12 +28,18 @@ class User(UserMixin, db.Model):
     is_admin: Mapped[bool] = mapped_column(default=False)
     disabled: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Part of every session's id: rotating it (logout, password change) ends those sessions on every worker.
+    session_nonce: Mapped[str] = mapped_column(String(64), default=new_session_nonce, server_default="")
 
     api_keys: Mapped[list[ApiKey]] = relationship(back_populates="user", order_by="ApiKey.id")
 
     @property
     def is_active(self) -> bool:  # Flask-Login refuses sessions of inactive users
         return not self.disabled
+
+    def get_id(self) -> str:
+        """The id Flask-Login keeps in the session: the user's id and their current session nonce."""
+        return f"{self.id}:{self.session_nonce}"
 
 
 class ApiKey(db.Model):
@@ -70,3 +82,16 @@ class ApiKey(db.Model):
     def is_usable(self, now: datetime) -> bool:
         """Tell whether the key may authenticate at the given time."""
         return not self.revoked and (self.expires_at is None or self.expires_at > now)
+
+
+class LoginThrottle(db.Model):
+    """Recent sign-in attempts against one account or from one address, counted for every worker and node."""
+
+    __tablename__ = "login_throttle"
+
+    scope: Mapped[str] = mapped_column(String(10), primary_key=True)  # "account" or "address"
+    # SHA-256 of the email or address: typed emails that match no account are not kept in the clear.
+    subject: Mapped[str] = mapped_column(String(64), primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(index=True)
+    # Attempts in this window that no success took back: failures, and any still checking their password.
+    failures: Mapped[int] = mapped_column(default=0)

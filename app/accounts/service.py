@@ -1,9 +1,12 @@
 """Sign-up, sign-in, and issuing, verifying and revoking API keys."""
 from __future__ import annotations
 
+import functools
 import hashlib
+import hmac
 import re
 import secrets
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -11,7 +14,7 @@ from sqlalchemy import func, update
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from app.accounts.models import ApiKey, User
+from app.accounts.models import ApiKey, User, new_session_nonce
 from app.billing.models import LANES
 from app.billing.wallets import open_wallets
 from app.database import utcnow, write_transaction
@@ -20,6 +23,9 @@ from app.extensions import db
 from app.runtime import TtlCache, runtime
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+MAX_EMAIL_LENGTH = 254  # RFC 5321's longest path, and the column's size
+# Control and invisible format characters (NUL, escapes, bidi overrides): never part of a real address.
+FORBIDDEN_EMAIL_CATEGORIES = {"Cc", "Cf"}
 KEY_PREFIX = "wb-"
 MAX_RPM = 1_000_000
 MIN_PASSWORD_LENGTH = 8
@@ -30,26 +36,52 @@ def normalize_email(email: str) -> str:
     return email.strip().lower()
 
 
+def email_problem(email: str) -> str | None:
+    """Why a normalized email cannot name an account, or None when it can."""
+    if len(email) > MAX_EMAIL_LENGTH:
+        return f"an email has at most {MAX_EMAIL_LENGTH} characters, this one has {len(email)}"
+    if any(unicodedata.category(char) in FORBIDDEN_EMAIL_CATEGORIES for char in email):
+        return "an email may not contain control characters"
+    if not EMAIL.match(email):
+        return f"{email!r} is not an email address"
+    return None
+
+
+def _user_by_email(email: str) -> User | None:
+    """The user with this email; None without a query for one no account can have (PostgreSQL refuses NUL)."""
+    email = normalize_email(email)
+    if email_problem(email):
+        return None
+    return db.session.scalar(db.select(User).where(User.email == email))
+
+
 def find_user(email: str) -> User:
     """Return the user with this email or raise ServiceError."""
-    user = db.session.scalar(db.select(User).where(User.email == normalize_email(email)))
+    user = _user_by_email(email)
     if user is None:
-        raise ServiceError(f"no user with email {email!r}")
+        raise ServiceError(email_problem(normalize_email(email)) or f"no user with email {email!r}")
     return user
+
+
+def _check_new_password(password: str) -> None:
+    """Refuse a password too short to keep."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise ServiceError(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
 
 
 def create_user(email: str, password: str, is_admin: bool = False) -> User:
     """Create a user with its two empty wallets."""
     email = normalize_email(email)
-    if not EMAIL.match(email):
-        raise ServiceError(f"{email!r} is not an email address")
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise ServiceError(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
+    problem = email_problem(email)
+    if problem:
+        raise ServiceError(problem)
+    _check_new_password(password)
+    password_hash = generate_password_hash(password)  # slow on purpose: outside the write lock
     try:
         with write_transaction():
             if db.session.scalar(db.select(func.count()).where(User.email == email)):
                 raise ServiceError(f"a user with email {email!r} already exists")
-            user = User(email=email, password_hash=generate_password_hash(password), is_admin=is_admin)
+            user = User(email=email, password_hash=password_hash, is_admin=is_admin)
             db.session.add(user)
             db.session.flush()
             open_wallets(user.id)
@@ -58,10 +90,43 @@ def create_user(email: str, password: str, is_admin: bool = False) -> User:
     return user
 
 
+@functools.cache
+def _dummy_password_hash() -> str:
+    """A hash of a random password, made like real ones, to check against when no account matches."""
+    return generate_password_hash(secrets.token_urlsafe(16))
+
+
 def authenticate(email: str, password: str) -> User | None:
     """Return the enabled user whose password matches, else None."""
-    user = db.session.scalar(db.select(User).where(User.email == normalize_email(email)))
-    if user is None or user.disabled or not check_password_hash(user.password_hash, password):
+    user = _user_by_email(email)
+    # Every path checks exactly one hash, so the time taken does not tell which emails have accounts.
+    matches = check_password_hash(user.password_hash if user else _dummy_password_hash(), password)
+    return user if matches and user is not None and not user.disabled else None
+
+
+def set_password(email: str, password: str) -> User:
+    """Give a user a new password and end every session they have."""
+    _check_new_password(password)
+    user = find_user(email)
+    end_sessions(user.id, password_hash=generate_password_hash(password))
+    return user
+
+
+def end_sessions(user_id: int, **changes) -> None:
+    """Rotate a user's session nonce (with any other changes), so their signed cookies stop working everywhere."""
+    with write_transaction():
+        db.session.execute(update(User).where(User.id == user_id)
+                           .values(session_nonce=new_session_nonce(), **changes)
+                           .execution_options(synchronize_session=False))
+
+
+def user_for_session(session_id: str) -> User | None:
+    """The enabled user a session names, unless their nonce was rotated since it was signed."""
+    user_id, _, nonce = session_id.partition(":")
+    if not (user_id.isascii() and user_id.isdigit()):
+        return None
+    user = db.session.get(User, int(user_id))
+    if user is None or user.disabled or not hmac.compare_digest(user.session_nonce.encode(), nonce.encode()):
         return None
     return user
 

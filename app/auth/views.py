@@ -8,18 +8,19 @@ from flask_login import current_user, login_url, login_user, logout_user
 from htmx_flask import request
 
 from app.accounts.models import User
-from app.accounts.service import authenticate, create_user
+from app.accounts.service import create_user, end_sessions, user_for_session
 from app.auth import bp
 from app.auth.forms import LoginForm, SignupForm
+from app.auth.throttle import LoginThrottled, sign_in
 from app.errors import ServiceError
-from app.extensions import db, login_manager
+from app.extensions import login_manager
 from app.rendering import render
 
 
 @login_manager.user_loader
-def load_user(user_id: str) -> User | None:
-    """Flask-Login's session lookup."""
-    return db.session.get(User, int(user_id))
+def load_user(session_id: str) -> User | None:
+    """Flask-Login's session lookup: a session ended by logout or a password change finds no one."""
+    return user_for_session(session_id)
 
 
 login_manager.login_view = "auth.login"
@@ -62,7 +63,10 @@ def login():
         return redirect(url_for("user.dashboard"))
     form = LoginForm()
     if form.validate_on_submit():
-        user = authenticate(form.email.data, form.password.data)
+        try:
+            user = sign_in(form.email.data, form.password.data, request.remote_addr)
+        except LoginThrottled as refused:
+            return _throttled(form, refused)
         if user:
             login_user(user)
             return redirect(_safe_next(url_for("user.dashboard")))
@@ -70,9 +74,19 @@ def login():
     return render("auth/login.html", form=form, status=400 if form.errors else 200)
 
 
-@bp.route("/logout", methods=["GET", "POST"])
+def _throttled(form: LoginForm, refused: LoginThrottled):
+    """The login page with the throttle's message, as a 429 that says when to come back."""
+    form.password.errors.append(str(refused))
+    response = render("auth/login.html", form=form, status=429)
+    response.headers["Retry-After"] = str(refused.retry_after_s)
+    return response
+
+
+@bp.route("/logout", methods=["POST"])
 def logout():
-    # GET works too so a bookmarked /logout signs out; signing out is harmless to forge.
+    # POST only, behind CSRF: a link or an image on another site must not sign anyone out.
+    if current_user.is_authenticated:
+        end_sessions(current_user.id)  # the cookie alone is not enough: a copy of it must stop working too
     logout_user()
     flash("Signed out.", "info")
     return redirect(url_for("auth.login"))

@@ -8,10 +8,14 @@ from sqlalchemy import func
 from app.billing.models import EntryKind, Hold, HoldStatus, LedgerEntry, Wallet
 from app.extensions import db
 
+# The micro-USD columns; SQLite's column types are advisory, so any of them could end up holding a REAL.
+MONEY_COLUMNS = {Wallet: (Wallet.balance, Wallet.reserved), LedgerEntry: (LedgerEntry.amount, LedgerEntry.balance_after),
+                 Hold: (Hold.amount, Hold.charged)}
+
 
 def ledger_violations() -> list[str]:
     """Return one line per violated invariant, naming the wallet or hold; empty when all hold."""
-    problems: list[str] = []
+    problems = _money_type_violations()
     open_holds = dict(
         db.session.execute(
             db.select(Hold.wallet_id, func.sum(Hold.amount))
@@ -45,6 +49,22 @@ def ledger_violations() -> list[str]:
             problems.append(f"{name}: reserved {wallet.reserved} != open holds {held}")
 
     problems.extend(_charge_entry_violations())
+    return problems
+
+
+def _money_type_violations() -> list[str]:
+    """On SQLite, money that is not stored as an integer: what an int64 overflow turns into a REAL."""
+    # A PostgreSQL BIGINT column cannot hold anything else, so only SQLite needs looking at.
+    if db.session.get_bind().dialect.name != "sqlite":
+        return []
+    problems = []
+    for owner, columns in MONEY_COLUMNS.items():
+        for column in columns:
+            stored = func.typeof(column)
+            rows = db.session.execute(db.select(owner.id, column, stored)
+                                      .where(stored.not_in(("integer", "null"))).order_by(owner.id))
+            problems.extend(f"{owner.__tablename__.replace('_', ' ')} {row_id}: {column.key} {value!r} "
+                            f"is stored as {type_name}, not integer" for row_id, value, type_name in rows)
     return problems
 
 

@@ -28,7 +28,7 @@ CLOSE_HOLD = (update(HOLD)
                       needs_review=bindparam("review"))
               .returning(HOLD.c.wallet_id, HOLD.c.amount, HOLD.c.memo))
 EXTEND_HOLD = (update(HOLD).where(HOLD.c.id == bindparam("hold"), HOLD.c.status == HoldStatus.OPEN.value)
-               .values(deadline=bindparam("deadline")))
+               .values(deadline=bindparam("deadline"), delivered=bindparam("delivered")))
 RELEASE_HOLD = update(WALLET).where(WALLET.c.id == bindparam("wallet")).values(
     reserved=WALLET.c.reserved - bindparam("held"))
 CHARGE_WALLET = (update(WALLET)
@@ -66,8 +66,12 @@ class ReservedHold:
     amount: int
 
 
-def reserve(wallet_id: int, amount: int, memo: str = "", ttl_s: int | None = None) -> ReservedHold:
-    """Reserve amount on a wallet with one guarded statement, or raise InsufficientBalance."""
+def reserve(wallet_id: int, amount: int, memo: str = "", ttl_s: int | None = None,
+            streaming: bool = False) -> ReservedHold:
+    """Reserve amount on a wallet with one guarded statement, or raise InsufficientBalance.
+
+    A streaming hold starts with nothing delivered; its heartbeat records what it delivers.
+    """
     if amount < 0:
         raise ValueError("a hold cannot be negative")
     ttl = ttl_s if ttl_s is not None else current_app.config["WAYBILL_HOLD_TTL_S"]
@@ -80,15 +84,15 @@ def reserve(wallet_id: int, amount: int, memo: str = "", ttl_s: int | None = Non
             INSERT_HOLD,
             {"wallet_id": wallet_id, "amount": amount, "memo": memo[:200], "created_at": now,
              "deadline": now + timedelta(seconds=ttl), "status": HoldStatus.OPEN.value,
-             "underpaid": False, "needs_review": False}).scalar_one()
+             "underpaid": False, "needs_review": False, "delivered": 0 if streaming else None}).scalar_one()
     return ReservedHold(hold_id, wallet_id, amount)
 
 
-def keep_alive(hold_id: int, ttl_s: int | None = None) -> None:
-    """Push an open hold's deadline out again, so sweep leaves a live long request alone."""
+def keep_alive(hold_id: int, delivered: int, ttl_s: int | None = None) -> None:
+    """Push a live stream's hold deadline out again and record what it has delivered so far (µ$)."""
     ttl = ttl_s if ttl_s is not None else current_app.config["WAYBILL_HOLD_TTL_S"]
     with write_transaction():
-        execute(EXTEND_HOLD, {"hold": hold_id, "deadline": utcnow() + timedelta(seconds=ttl)})
+        execute(EXTEND_HOLD, {"hold": hold_id, "deadline": utcnow() + timedelta(seconds=ttl), "delivered": delivered})
 
 
 def _close(hold_id: int, status: HoldStatus, charge: int, review: bool = False) -> tuple[int, int, str]:
@@ -152,26 +156,29 @@ SWEEP_BATCH = 1000  # holds resolved per sweep run; run it again for more
 
 def sweep(older_than_s: int | None = None, before_settling: Callable[[int], None] | None = None,
           on_settled: Callable[[Settlement], None] | None = None) -> int:
-    """Charge stale open holds at their reserved amount, flagged for review; return how many.
+    """Charge stale open holds, flagged for review; return how many.
 
-    A stale hold's request died with its worker, and nothing records whether its upstream call
-    had produced anything, so the hold is charged, never silently voided: a person reviews it.
+    A stale hold's request died with its worker. A stream is charged what it had delivered at its
+    last heartbeat; a whole answer, of which nothing records whether the upstream produced it, is
+    charged the reserved amount. Never silently voided: a person reviews each one.
     before_settling(hold_id) and on_settled run inside the same transaction as each charge, so
     whoever owns the request (the gateway) can lock its rows first and record the charge atomically.
     """
     now = utcnow()
-    stale = db.select(Hold.id, Hold.amount).where(Hold.status == HoldStatus.OPEN.value)
+    stale = db.select(Hold.id, Hold.amount, Hold.delivered).where(Hold.status == HoldStatus.OPEN.value)
     if older_than_s is None:
         stale = stale.where(Hold.deadline <= now)
     else:
         stale = stale.where(Hold.created_at <= now - timedelta(seconds=older_than_s))
     charged = 0
-    for hold_id, amount in db.session.execute(stale.order_by(Hold.id).limit(SWEEP_BATCH)).all():
+    for hold_id, amount, delivered in db.session.execute(stale.order_by(Hold.id).limit(SWEEP_BATCH)).all():
+        charge, memo = ((amount, "settled by sweep at the reserved amount") if delivered is None
+                        else (min(delivered, amount), "settled by sweep at what the stream had delivered"))
         try:
             with write_transaction():
                 if before_settling:
                     before_settling(hold_id)
-                settlement = _settle_locked(hold_id, amount, "settled by sweep at the reserved amount", True)
+                settlement = _settle_locked(hold_id, charge, memo, True)
                 if on_settled:
                     on_settled(settlement)
         except HoldClosed:

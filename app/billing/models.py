@@ -83,8 +83,9 @@ class Hold(db.Model):
     memo: Mapped[str] = mapped_column(String(200), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     deadline: Mapped[datetime]
-    # What a live stream had delivered at its last heartbeat, in micro-USD: what sweep charges if it died.
-    delivered: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # A stream's: what it had delivered at its last heartbeat, in micro-USD, which sweep charges if its
+    # worker died. None for a whole answer, which sweep charges at the reserved amount.
+    delivered: Mapped[int | None] = mapped_column(BigInteger, default=None)
     charged: Mapped[int | None] = mapped_column(BigInteger, default=None)
     underpaid: Mapped[bool] = mapped_column(default=False)
     # Settled by `waybill sweep` at the reserved amount; a person should look at it.

@@ -1,12 +1,19 @@
 """Pricing math: integer micro-USD, exact multipliers, one rounding up per request."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from fractions import Fraction
 
 MICROS_PER_USD = 1_000_000
 TOKENS_PER_PRICE_UNIT = 1_000_000  # prices are per 1M tokens
+# Far above any real payment or price, far below what overflows a 64-bit balance or bills absurdly.
+MAX_AMOUNT_MICROS = 1_000_000 * MICROS_PER_USD  # one top-up, spend cap or code: $1,000,000
+MAX_PRICE_PER_MTOK_MICROS = 10_000 * MICROS_PER_USD  # one official price: $10,000 per 1M tokens
+MAX_PRICE_MULTIPLIER = 100
+ONE_MICRO = Decimal("0.000001")
+PLAIN_DECIMAL = re.compile(r"(?=\.?[0-9])[0-9]*\.?[0-9]*")
 
 
 @dataclass(frozen=True)
@@ -52,18 +59,35 @@ def charge_micros(usage: Usage, price: Price, multiplier: Fraction = Fraction(1)
     return ceil_div(exact.numerator, exact.denominator * TOKENS_PER_PRICE_UNIT)
 
 
-def parse_usd(text: str | float | int | Decimal) -> int:
-    """Parse a USD amount into micro-USD, refusing anything finer than a micro-dollar."""
-    try:
-        value = Decimal(str(text).strip())
-    except InvalidOperation:
-        raise ValueError(f"not an amount: {text!r}") from None
-    if not value.is_finite():
-        raise ValueError(f"not an amount: {text!r}")
-    micros = value * MICROS_PER_USD
-    if micros != micros.to_integral_value():
-        raise ValueError(f"{text} has more precision than one micro-USD")
-    return int(micros)
+def plain_number(value: object, kind: str = "an amount") -> Decimal:
+    """A finite, unsigned number from an int, float or Decimal, or from text of ASCII digits and at most one '.'."""
+    if isinstance(value, str):
+        text = value.strip(" \t\r\n")
+        # Decimal() alone would also read '1_000', '1e3', '+5' and non-ASCII digits such as '٥'.
+        if not PLAIN_DECIMAL.fullmatch(text.removeprefix("-")):
+            raise ValueError(f"not {kind}: {value!r} (use digits with an optional '.', like 12.50)")
+        number = Decimal(text)
+    elif isinstance(value, (int, Decimal)) and not isinstance(value, bool):
+        number = Decimal(value)
+    elif isinstance(value, float):
+        number = Decimal(repr(value))  # the shortest decimal that reads back as this float, not its binary expansion
+    else:
+        raise ValueError(f"not {kind}: {value!r}")
+    if not number.is_finite():
+        raise ValueError(f"not {kind}: {value!r}")
+    if number.is_signed():
+        raise ValueError(f"{kind} cannot be negative, got {value!r}")
+    return number
+
+
+def parse_usd(value: str | float | int | Decimal, maximum: int = MAX_AMOUNT_MICROS, kind: str = "an amount") -> int:
+    """Parse a USD amount into micro-USD from 0 to `maximum`, refusing anything finer than a micro-dollar."""
+    number = plain_number(value, kind)
+    if number > Decimal(maximum) / MICROS_PER_USD:
+        raise ValueError(f"{value!r} is more than the maximum of {usd_limit(maximum)}")
+    if number != number.quantize(ONE_MICRO):
+        raise ValueError(f"{value!r} has more precision than one micro-USD")
+    return int(number * MICROS_PER_USD)
 
 
 def format_usd(micros: int, places: int = 6) -> str:
@@ -71,12 +95,16 @@ def format_usd(micros: int, places: int = 6) -> str:
     return f"{Decimal(micros) / MICROS_PER_USD:.{places}f}"
 
 
-def parse_multiplier(text: str | float | Decimal) -> Fraction:
+def usd_limit(micros: int) -> str:
+    """A limit in whole USD with thousands separators, as error messages name it: $1,000,000."""
+    return f"${Decimal(micros) / MICROS_PER_USD:,}"
+
+
+def parse_multiplier(value: str | float | int | Decimal) -> Fraction:
     """Parse a price multiplier exactly; 1.15 means 115% of the official price."""
-    try:
-        value = Decimal(str(text))
-    except InvalidOperation:
-        raise ValueError(f"not a multiplier: {text!r}") from None
-    if not value.is_finite() or value < 0:
-        raise ValueError(f"multiplier must be a number >= 0, got {text!r}")
-    return Fraction(value)
+    number = plain_number(value, "a multiplier")
+    if not 0 < number <= MAX_PRICE_MULTIPLIER:
+        raise ValueError(f"multiplier must be above 0 and at most {MAX_PRICE_MULTIPLIER}, got {value!r}")
+    if number != number.quantize(ONE_MICRO):
+        raise ValueError(f"multiplier has more than 6 decimals: {value!r}")
+    return Fraction(number)

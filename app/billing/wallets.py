@@ -12,6 +12,10 @@ from app.extensions import db
 from app.runtime import runtime
 
 
+# Far below what a 64-bit column holds, so no series of top-ups can overflow a balance.
+MAX_BALANCE_MICROS = 10**15  # $1,000,000,000
+
+
 class InvalidAmount(ServiceError):
     """An amount that is zero, negative or malformed where a positive one is needed."""
 
@@ -82,9 +86,11 @@ def credit(wallet_id: int, amount: int, kind: EntryKind = EntryKind.TOPUP, memo:
     with write_transaction():
         balance_after = db.session.execute(
             update(Wallet)
-            .where(Wallet.id == wallet_id)
+            .where(Wallet.id == wallet_id, Wallet.balance + amount <= MAX_BALANCE_MICROS)
             .values(balance=Wallet.balance + amount)
             .returning(Wallet.balance)
-        ).scalar_one()
+        ).scalar()
+        if balance_after is None:
+            raise InvalidAmount(f"a wallet holds at most ${MAX_BALANCE_MICROS // 1_000_000:,}")
         entry = post_entry(wallet_id, kind, amount, balance_after, memo)
     return entry

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import requests
 
-from app.billing.pricing import format_usd
+from app.billing.pricing import MAX_PRICE_PER_MTOK_MICROS, format_usd, plain_number, usd_limit
 from app.catalog.models import Model, PriceChange
 from app.database import write_transaction
 from app.errors import ServiceError
@@ -23,6 +23,10 @@ PRICE_FIELDS = {
     "cached_input_per_mtok": "cache_read_input_token_cost",
 }
 MICRO_USD_PER_MTOK_PER_USD_PER_TOKEN = Decimal(10) ** 12
+# The largest context window or max output a model may claim: past today's largest (10M), and small
+# enough that a hold sized by it stays a sane amount of money.
+MAX_TOKEN_LIMIT = 10_000_000
+MODEL_ID_LENGTH = Model.__table__.c.id.type.length
 
 
 @dataclass
@@ -32,19 +36,29 @@ class SyncReport:
     added: list[str] = field(default_factory=list)
     changed: list[str] = field(default_factory=list)
     unchanged: int = 0
+    skipped: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
         """Human-readable lines, ending with a summary."""
-        return [*self.added, *self.changed,
-                f"{len(self.added)} added, {len(self.changed)} changed, {self.unchanged} unchanged"]
+        summary = f"{len(self.added)} added, {len(self.changed)} changed, {self.unchanged} unchanged"
+        return [*self.added, *self.changed, *self.skipped,
+                summary + (f", {len(self.skipped)} skipped" if self.skipped else "")]
 
 
 def per_token_to_per_mtok(cost: float | int | str) -> int:
-    """Convert LiteLLM's USD per token into micro-USD per 1M tokens."""
-    value = Decimal(str(cost)) * MICRO_USD_PER_MTOK_PER_USD_PER_TOKEN
-    if value < 0:
-        raise ValueError(f"negative price {cost}")
+    """Convert LiteLLM's USD per token into micro-USD per 1M tokens, at most the price maximum."""
+    value = plain_number(cost, "a price") * MICRO_USD_PER_MTOK_PER_USD_PER_TOKEN
+    if value > MAX_PRICE_PER_MTOK_MICROS:
+        raise ValueError(f"price {cost!r} per token is more than the maximum of "
+                         f"{usd_limit(MAX_PRICE_PER_MTOK_MICROS)} per 1M tokens")
     return int(value.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def token_limit(value: object) -> int:
+    """A context window or max output: a whole number from 0 to MAX_TOKEN_LIMIT."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_TOKEN_LIMIT:
+        raise ValueError(f"must be a whole number from 0 to {MAX_TOKEN_LIMIT}, got {value!r}")
+    return value
 
 
 def load_source(source: str | None) -> tuple[str, dict]:
@@ -66,26 +80,39 @@ def load_source(source: str | None) -> tuple[str, dict]:
 
 def parse_entry(key: str, entry: dict) -> dict | None:
     """Turn one LiteLLM entry into Model column values, or None when Waybill does not serve it."""
-    provider = PROVIDER_OF_LITELLM.get(entry.get("litellm_provider", ""))
+    litellm_provider = entry.get("litellm_provider")
+    provider = PROVIDER_OF_LITELLM.get(litellm_provider) if isinstance(litellm_provider, str) else None
     mode = entry.get("mode")
     if provider is None or mode not in ("chat", "embedding") or "input_cost_per_token" not in entry:
         return None
     model_id = key.split("/", 1)[1] if key.startswith(f"{provider}/") else key
+    if len(model_id) > MODEL_ID_LENGTH or not model_id.isprintable():
+        raise ValueError(f"a model id is printable text of at most {MODEL_ID_LENGTH} characters")
     values = {
         "id": model_id,
         "provider": provider,
         "mode": mode,
-        "context_window": int(entry.get("max_input_tokens") or entry.get("max_tokens") or 0),
-        "max_output_tokens": int(entry.get("max_output_tokens") or 0),
-        "supports_vision": bool(entry.get("supports_vision", False)),
-        "supports_tools": bool(entry.get("supports_function_calling", False)),
+        "context_window": _limit(entry, "max_input_tokens") or _limit(entry, "max_tokens"),
+        "max_output_tokens": _limit(entry, "max_output_tokens"),
+        "supports_vision": entry.get("supports_vision") is True,
+        "supports_tools": entry.get("supports_function_calling") is True,
     }
     for column, litellm_field in PRICE_FIELDS.items():
         raw = entry.get(litellm_field)
-        values[column] = None if raw is None else per_token_to_per_mtok(raw)
+        try:
+            values[column] = None if raw is None else per_token_to_per_mtok(raw)
+        except ValueError as exc:
+            raise ValueError(f"{litellm_field}: {exc}") from None
     if values["output_per_mtok"] is None:
         values["output_per_mtok"] = 0
     return values
+
+
+def _limit(entry: dict, litellm_field: str) -> int:
+    try:
+        return token_limit(entry.get(litellm_field) or 0)
+    except ValueError as exc:
+        raise ValueError(f"{litellm_field}: {exc}") from None
 
 
 def describe_price(values: dict) -> str:
@@ -100,16 +127,18 @@ def sync_catalog(source: str | None = None) -> SyncReport:
     """Upsert prices and limits; new models stay hidden; every price change is kept as history."""
     name, data = load_source(source)
     parsed = []
+    report = SyncReport()
     for key, entry in data.items():
         if not isinstance(entry, dict):
             continue
+        # One broken entry in a third-party file must not hold back every other price; it keeps its last good one.
         try:
             values = parse_entry(key, entry)
-        except (ValueError, ArithmeticError) as exc:
-            raise ServiceError(f"{name}: entry {key!r}: {exc}") from None
+        except ValueError as exc:
+            report.skipped.append(f"skipped {key!r:.80}: {exc}")
+            continue
         if values:
             parsed.append(values)
-    report = SyncReport()
     with write_transaction():
         existing = {m.id: m for m in db.session.scalars(db.select(Model))}
         for values in parsed:

@@ -185,7 +185,7 @@ def finish(flight: Flight, status: ReceiptStatus, stage: FailureStage, error: st
         if flight.hold:
             release_key_spend(flight)  # the key's row first: the lock order of every money write
             holds.void(flight.hold.id)
-        write_receipt(flight, status=status, failure_stage=stage, error_message=redact(error)[:2000],
+        write_receipt(flight, status=status, failure_stage=stage, error_message=redact(error),
                       fallback_used=flight.fallback_used, latency_ms=flight.elapsed_ms())
         write_attempts(flight)
 

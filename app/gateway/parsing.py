@@ -5,12 +5,9 @@ import json
 from dataclasses import dataclass
 
 from app.gateway.errors import invalid_request
+from app.gateway.validation import CHAT, EMBEDDINGS, FieldError, Rule, check_body
 
 DEFAULT_MAX_OUTPUT = 4096  # for models whose catalog entry gives no max output
-
-
-# The content part types OpenAI's chat API defines; anything else is refused, not forwarded.
-CONTENT_PART_TYPES = {"text", "image_url", "input_audio", "file", "refusal"}
 
 
 @dataclass(frozen=True)
@@ -29,58 +26,43 @@ class ParsedRequest:
 
 
 def estimate_tokens(text: str) -> int:
-    """A rough token count, about four characters a token."""
-    return -(-len(text) // 4)
+    """A conservative token count: four ASCII characters a token, and every two UTF-8 bytes of other text.
+
+    Tokenizers give CJK and other non-Latin scripts about one token a character or more, so
+    counting them like English would hold a CJK prompt at a fraction of its cost.
+    """
+    ascii_chars = len(text.encode("ascii", "ignore"))
+    other_bytes = len(text.encode("utf-8", "surrogatepass")) - ascii_chars
+    return -(-ascii_chars // 4) + -(-other_bytes // 2)
 
 
 def parse_chat(body: object) -> ParsedRequest:
-    """Check an OpenAI chat completion body."""
-    if not isinstance(body, dict):
-        raise invalid_request("the body must be a JSON object")
-    model, messages = body.get("model"), body.get("messages")
-    if not isinstance(model, str) or not model:
-        raise invalid_request("'model' is required")
-    if not isinstance(messages, list) or not messages:
-        raise invalid_request("'messages' must be a non-empty list")
-    has_images = False
-    for index, message in enumerate(messages):
-        if not isinstance(message, dict) or not isinstance(message.get("role"), str):
-            raise invalid_request(f"messages[{index}] must be an object with a 'role'")
-        content = message.get("content")
-        if isinstance(content, list):
-            for part in content:
-                kind = part.get("type") if isinstance(part, dict) else None
-                if kind not in CONTENT_PART_TYPES:
-                    raise invalid_request(f"messages[{index}] has an unknown content part type {kind!r}")
-                has_images = has_images or kind == "image_url"
-    tools = body.get("tools")
-    if tools is not None and not isinstance(tools, list):
-        raise invalid_request("'tools' must be a list")
-    max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
-    if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1):
-        raise invalid_request("'max_tokens' must be a positive integer")
-    stream = body.get("stream", False)
-    if not isinstance(stream, bool):
-        raise invalid_request("'stream' must be true or false")
+    """Check an OpenAI chat completion body: every field's type and bounds, before any hold."""
+    _validated(CHAT, body)
+    messages = body["messages"]
+    has_images = any(isinstance(part, dict) and part.get("type") == "image_url"
+                     for message in messages if isinstance(message.get("content"), list)
+                     for part in message["content"])
     options = body.get("stream_options") or {}
-    if not isinstance(options, dict):
-        raise invalid_request("'stream_options' must be an object")
-    return ParsedRequest("chat", model, body, stream, bool(options.get("include_usage")), max_tokens,
-                         _messages_text(messages), has_images=has_images, has_tools=bool(tools))
+    return ParsedRequest("chat", body["model"], body, bool(body.get("stream")), bool(options.get("include_usage")),
+                         body.get("max_completion_tokens") or body.get("max_tokens"), _messages_text(messages),
+                         has_images=has_images, has_tools=bool(body.get("tools")))
 
 
 def parse_embeddings(body: object) -> ParsedRequest:
-    """Check an OpenAI embeddings body."""
-    if not isinstance(body, dict):
-        raise invalid_request("the body must be a JSON object")
-    model, given = body.get("model"), body.get("input")
-    if not isinstance(model, str) or not model:
-        raise invalid_request("'model' is required")
-    if given in (None, "", []) or not isinstance(given, (str, list)):
-        raise invalid_request("'input' must be a string or a non-empty list")
+    """Check an OpenAI embeddings body: every field's type and bounds, before any hold."""
+    _validated(EMBEDDINGS, body)
+    given = body["input"]
     items = given if isinstance(given, list) else [given]
     text = " ".join(i if isinstance(i, str) else json.dumps(i) for i in items)
-    return ParsedRequest("embeddings", model, body, False, False, None, text)
+    return ParsedRequest("embeddings", body["model"], body, False, False, None, text)
+
+
+def _validated(table: Rule, body: object) -> None:
+    try:
+        check_body(table, body)
+    except FieldError as error:
+        raise invalid_request(str(error)) from None
 
 
 def _messages_text(messages: list) -> str:

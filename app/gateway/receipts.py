@@ -1,19 +1,30 @@
 """Reading receipts back: the JSON of the contract, and the owner-only lookup."""
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from fractions import Fraction
 
 from app.billing.models import LedgerEntry, Wallet
 from app.billing.pricing import MICROS_PER_USD, format_usd
 from app.extensions import db
-from app.gateway.models import Receipt
+from app.gateway.models import Attempt, Receipt
 
 
 def find_receipt(user_id: int, receipt_id: str) -> Receipt | None:
     """The receipt if it belongs to this user; None for anyone else's, so callers answer 404."""
     receipt = db.session.get(Receipt, receipt_id)
     return receipt if receipt is not None and receipt.user_id == user_id else None
+
+
+def others_used_channel(channel: str, key_id: int | None, since: datetime) -> bool:
+    """Whether requests of keys other than this one reached the channel since then (skips aside)."""
+    other_key = Receipt.api_key_id.is_(None) | (Receipt.api_key_id != key_id) if key_id is not None \
+        else Receipt.api_key_id.is_not(None)
+    return db.session.scalar(
+        db.select(Attempt.id).join(Receipt, Receipt.id == Attempt.receipt_id)
+        .where(Attempt.channel == channel, Attempt.outcome != "skipped", other_key, Receipt.created_at > since)
+        .limit(1)) is not None
 
 
 def applied_usd(micros_per_mtok: int | None, multiplier: str | None) -> str | None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator
 
 from flask import current_app
 
@@ -19,6 +19,7 @@ from app.billing.wallets import wallet_ids, wallets_of
 from app.database import utcnow, write_transaction
 from app.gateway.catalog import published_model
 from app.gateway.errors import GatewayError, invalid_request
+from app.gateway.receipts import others_used_channel
 from app.gateway.flight import (
     Attempt, AttemptOutcome, FailureStage, Flight, HoldRef, ReceiptStatus, record_skip, refuse, summary,
     write_attempts, write_receipt,
@@ -98,7 +99,7 @@ def _check_capabilities(parsed: ParsedRequest, model: ModelInfo) -> None:
 
 def _model_name(body: object) -> str:
     model = body.get("model") if isinstance(body, dict) else None
-    return model[:100] if isinstance(model, str) else ""
+    return model.replace("\x00", "")[:100] if isinstance(model, str) else ""  # PostgreSQL refuses NUL
 
 
 def _walk(flight: Flight) -> Served | StreamServed:
@@ -130,13 +131,19 @@ def _walk(flight: Flight) -> Served | StreamServed:
     raise _unserved(flight, steps)
 
 
-def _hold_amount(flight: Flight, step: Step) -> int:
-    """The worst case: the estimated prompt plus max_tokens (or the model's max output)."""
+def _max_completion_tokens(flight: Flight) -> int:
+    """The most completion tokens a request may be billed for: n × max_tokens, or n × the model's max output."""
     parsed, model = flight.parsed, flight.model
-    output = 0
-    if parsed.endpoint != "embeddings":
-        output = parsed.max_tokens or model.max_output_tokens or DEFAULT_MAX_OUTPUT
-    return charge_micros(Usage(estimate_tokens(parsed.prompt_text), output), model.price, step.channel.multiplier)
+    if parsed.endpoint == "embeddings":
+        return 0
+    choices = parsed.body.get("n") or 1  # validated at the edge: a small positive integer
+    return choices * (parsed.max_tokens or model.max_output_tokens or DEFAULT_MAX_OUTPUT)
+
+
+def _hold_amount(flight: Flight, step: Step) -> int:
+    """The worst case: the estimated prompt plus every choice's max_tokens (or the model's max output)."""
+    usage = Usage(estimate_tokens(flight.parsed.prompt_text), _max_completion_tokens(flight))
+    return charge_micros(usage, flight.model.price, step.channel.multiplier)
 
 
 def _hold_for(flight: Flight, step: Step) -> bool:
@@ -159,7 +166,8 @@ def _hold_for(flight: Flight, step: Step) -> bool:
             void_first = old is not None and old.wallet_id < wallet_id
             if void_first:
                 holds.void(old.id)
-            hold = holds.reserve(wallet_id, amount, memo=f"{flight.receipt_id} {flight.model.id}")
+            hold = holds.reserve(wallet_id, amount, memo=f"{flight.receipt_id} {flight.model.id}",
+                                 streaming=flight.stream)
             if old is not None and not void_first:
                 holds.void(old.id)
             write_receipt(flight, hold_id=hold.id)
@@ -202,7 +210,10 @@ def _try(flight: Flight, step: Step, probe: bool) -> Served | StreamServed | Non
         if not error.falls_back:
             raise _client_error(flight, step, error) from None
         flight.failed_step = step
-        channel_health.record_failure(step.channel.id, error.error_class, error.retry_after, was_probe=probe)
+        key_id = flight.principal.api_key_id
+        channel_health.record_failure(
+            step.channel.id, error.error_class, error.retry_after, was_probe=probe, key_id=key_id,
+            others_used=lambda since: others_used_channel(step.channel.name, key_id, since))
         return None
     latency = _ms_since(started)
     channel_health.record_success(step.channel.id, probe, step.health)
@@ -230,10 +241,20 @@ def _note_served_model(step: Step, served_model: str | None) -> list[str]:
 
 
 def _usage_or_estimate(flight: Flight, reported: TokenUsage | None, delivered_text: str) -> tuple[Usage, str]:
+    """The usage to bill: the upstream's, else an estimate from the delivered text ("estimated")."""
     if reported is not None:
         return Usage(reported.prompt_tokens, reported.completion_tokens, reported.cached_tokens), "reported"
     completion = estimate_tokens(delivered_text) if delivered_text else 0
     return Usage(estimate_tokens(flight.parsed.prompt_text), completion), "estimated"
+
+
+def _within_bounds(flight: Flight, usage: Usage, flags: list[str]) -> Usage:
+    """Bill no more completion tokens than the client allowed; beyond that the usage is capped and flagged."""
+    most = _max_completion_tokens(flight)
+    if usage.completion_tokens <= most:
+        return usage
+    flags.append("usage_capped")
+    return Usage(usage.prompt_tokens, most, usage.cached_tokens)
 
 
 def _completion_text(body: dict) -> str:
@@ -250,7 +271,7 @@ def _completion_text(body: dict) -> str:
 
 def _served_model(step: Step, reported: str | None) -> str | None:
     """The model an upstream says answered, fit for a receipt and a header: no key, bounded length."""
-    return redact(reported, step.channel.api_key)[:200] if reported else None
+    return redact(reported, step.channel.api_key, limit=200) if reported else None
 
 
 def _served(flight: Flight, step: Step, completion: Completion, latency: int, probe: bool) -> Served:
@@ -296,10 +317,16 @@ def _relay(flight: Flight, step: Step, attempt: Attempt, upstream: ChunkStream, 
         _settle(flight, step, usage, source, flags, status, stage, ttfb_ms=ttfb,
                 served_model=attempt.served_model, error=error)
 
+    def delivered_so_far() -> int:
+        usage, _source = _usage_or_estimate(flight, upstream.usage, "".join(upstream.delivered_text))
+        usage = _within_bounds(flight, usage, [])
+        return charge_micros(usage, _applied_price(flight, step, attempt.served_model, usage)[1],
+                             step.channel.multiplier)
+
     ending = None
     try:
         for chunk in upstream.chunks:
-            heartbeat.beat()
+            heartbeat.beat(delivered_so_far)
             if "usage" in chunk and not include_usage:
                 if not chunk.get("choices"):
                     continue  # the usage chunk Waybill asked for on its own account
@@ -330,17 +357,17 @@ def _relay(flight: Flight, step: Step, attempt: Attempt, upstream: ChunkStream, 
 
 
 class _Heartbeat:
-    """Keeps a long stream's hold alive, so sweep never resolves a live request."""
+    """Keeps a long stream's hold alive, and records what it has delivered should its worker die."""
 
     def __init__(self, hold_id: int):
         self.hold_id = hold_id
         self.every_s = current_app.config["WAYBILL_HOLD_TTL_S"] / 3
         self.last = runtime().monotonic()
 
-    def beat(self) -> None:
-        """Extend the hold's deadline once a third of its lifetime has passed since the last beat."""
+    def beat(self, delivered: Callable[[], int]) -> None:
+        """Once a third of the hold's lifetime has passed since the last beat, renew it with delivered()."""
         if runtime().monotonic() - self.last >= self.every_s:
-            holds.keep_alive(self.hold_id)
+            holds.keep_alive(self.hold_id, delivered())
             self.last = runtime().monotonic()
 
 
@@ -362,6 +389,7 @@ def _settle(flight: Flight, step: Step, usage: Usage, source: str, flags: list[s
 
     Returns the model that answered, as the receipt names it.
     """
+    usage = _within_bounds(flight, usage, flags)
     price_model, price = _applied_price(flight, step, served_model, usage)
     due = charge_micros(usage, price, step.channel.multiplier)
     upstream_model = served_model or step.upstream_model
@@ -403,20 +431,22 @@ def _client_error(flight: Flight, step: Step, error: UpstreamError) -> GatewayEr
 
 
 def _unserved(flight: Flight, steps: list[Step]) -> GatewayError:
-    """No step served the request: 502 if an upstream call failed, else 402 or 503."""
+    """No step served the request: 402 if a step was skipped for money, 502 if an upstream failed, else 503."""
     model_id = flight.model.id
-    if flight.failed_step is not None:
-        message = f"{model_id}: {summary(flight)}; receipt {flight.receipt_id}"
-        error = GatewayError(502, "all_routes_failed", message, retry_after=_seconds_until_a_cooldown_ends(steps))
-        return refuse(flight, error, ReceiptStatus.FAILED, flight.failure_stage)
     if flight.shortfalls:
+        # Money first: topping up is what would let this request through, whatever else failed.
         wallets = wallets_of(flight.principal.user_id)
         needs = ", ".join(f"{kind} needs ${format_usd(amount)} and has ${format_usd(wallets[kind].available)} available"
                           for kind, amount in sorted(flight.shortfalls.items()))
         message = (f"{model_id}: no allowed wallet can cover the hold ({needs}); a lower max_tokens lowers "
-                   f"the hold; receipt {flight.receipt_id}")
-        return refuse(flight, GatewayError(402, "insufficient_balance", message), ReceiptStatus.REJECTED,
-                      FailureStage.NO_ROUTE)
+                   f"the hold; attempts: {summary(flight)}; receipt {flight.receipt_id}")
+        status = ReceiptStatus.FAILED if flight.failed_step else ReceiptStatus.REJECTED
+        return refuse(flight, GatewayError(402, "insufficient_balance", message), status,
+                      flight.failure_stage if flight.failed_step else FailureStage.NO_ROUTE)
+    if flight.failed_step is not None:
+        message = f"{model_id}: {summary(flight)}; receipt {flight.receipt_id}"
+        error = GatewayError(502, "all_routes_failed", message, retry_after=_seconds_until_a_cooldown_ends(steps))
+        return refuse(flight, error, ReceiptStatus.FAILED, flight.failure_stage)
     message = f"{model_id}: no usable route ({summary(flight)}); receipt {flight.receipt_id}"
     error = GatewayError(503, "no_route_available", message, retry_after=_seconds_until_a_cooldown_ends(steps))
     return refuse(flight, error, ReceiptStatus.FAILED, FailureStage.NO_ROUTE)

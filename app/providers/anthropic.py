@@ -10,10 +10,9 @@ from app.providers.anthropic_format import (
 )
 from app.providers.base import (
     ChunkStream, Completion, ErrorClass, USER_AGENT, UpstreamCall, UpstreamError, first_chunk,
-    iter_json_events, post_json, read_json,
+    iter_json_events, keyless_answers, post_json, read_json,
 )
 from app.providers.openai_shape import ChunkShaper, conform_completion
-from app.providers.redact import redact
 
 API_VERSION = "2023-06-01"
 
@@ -44,6 +43,7 @@ def _post(call: UpstreamCall) -> requests.Response:
     return post_json(call, call.base_url.rstrip("/") + "/v1/messages", _headers(call), body)
 
 
+@keyless_answers
 def send(call: UpstreamCall) -> Completion:
     """Make a non-streaming call and return the answer as an OpenAI chat.completion."""
     response = _post(call)
@@ -59,6 +59,7 @@ def send(call: UpstreamCall) -> Completion:
                       served_model=data.get("model"))
 
 
+@keyless_answers
 def open_stream(call: UpstreamCall) -> ChunkStream:
     """Start a streaming call; return once the first chunk has arrived, so failures before it fall back."""
     response = _post(call)
@@ -94,9 +95,6 @@ def _chunks(response: requests.Response, call: UpstreamCall, translator: Anthrop
         received += 1
         try:
             chunks = translator.feed(event, payload)
-        except UpstreamError as error:
-            # The translator knows no key; the upstream's message may still echo it.
-            raise UpstreamError(error.error_class, redact(error.detail, call.api_key)) from None
         except (AttributeError, TypeError):  # a field of the wrong JSON type
             raise UpstreamError(ErrorClass.BAD_RESPONSE, f"malformed {event or 'stream'} event") from None
         yield from chunks

@@ -67,13 +67,32 @@ def openai_request_to_anthropic(body: dict, upstream_model: str, default_max_tok
             result[name] = body[name]
     stop = body.get("stop")
     if stop:
-        result["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
+        result["stop_sequences"] = _strings([stop] if isinstance(stop, str) else stop, "'stop'")
     if body.get("stream"):
         result["stream"] = True
     if isinstance(body.get("user"), str):
         result["metadata"] = {"user_id": body["user"]}
     _copy_tools_to_anthropic(body, result)
     return result
+
+
+def _is_text(value) -> bool:
+    return isinstance(value, str) and bool(value)
+
+
+def _objects(value, where: str) -> list[dict]:
+    """A list of objects (null is none); ValueError rather than a crash for a body edge validation missed."""
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        raise ValueError(f"{where} must be a list of objects")
+    return value
+
+
+def _strings(value, where: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ValueError(f"{where} must be a string or a list of strings")
+    return value
 
 
 def _text_of(content, where: str) -> str:
@@ -89,7 +108,10 @@ def _text_of(content, where: str) -> str:
         if not isinstance(part, dict) or part.get("type") not in ("text", "refusal"):
             kind = part.get("type") if isinstance(part, dict) else type(part).__name__
             raise ValueError(f"{where}: unsupported content part type {kind!r} here; only text is allowed")
-        texts.append(part.get("text") or part.get("refusal") or "")
+        text = part.get("text") or part.get("refusal") or ""
+        if not isinstance(text, str):
+            raise ValueError(f"{where}: a text part's text must be a string")
+        texts.append(text)
     return "\n\n".join(texts)
 
 
@@ -102,7 +124,7 @@ def _user_content(content, index: int) -> str | list[dict]:
     for part in content:
         kind = part.get("type") if isinstance(part, dict) else None
         if kind == "text":
-            blocks.append({"type": "text", "text": part.get("text", "")})
+            blocks.append({"type": "text", "text": _text_of([part], f"messages[{index}]")})
         elif kind == "image_url":
             blocks.append(_image_block(part.get("image_url"), index))
         else:
@@ -128,10 +150,10 @@ def _assistant_blocks(message: dict, index: int) -> list[dict]:
     text = _text_of(message.get("content"), f"messages[{index}]")
     # Anthropic rejects empty text blocks; clients send content "" or null next to tool calls.
     blocks = [{"type": "text", "text": text}] if text else []
-    for call in message.get("tool_calls") or []:
-        function = (call.get("function") or {}) if isinstance(call, dict) else {}
-        if not function.get("name") or not call.get("id"):
-            raise ValueError(f"messages[{index}]: each tool call needs an 'id' and a function 'name'")
+    for call in _objects(message.get("tool_calls"), f"messages[{index}].tool_calls"):
+        function = call.get("function")
+        if not isinstance(function, dict) or not _is_text(function.get("name")) or not _is_text(call.get("id")):
+            raise ValueError(f"messages[{index}]: each tool call needs a string 'id' and a function 'name'")
         blocks.append({"type": "tool_use", "id": call["id"], "name": function["name"],
                        "input": _arguments(function.get("arguments"), index)})
     return blocks
@@ -152,8 +174,8 @@ def _arguments(arguments, index: int) -> dict:
 
 
 def _tool_result_block(message: dict, index: int) -> dict:
-    if not message.get("tool_call_id"):
-        raise ValueError(f"messages[{index}]: a tool message needs 'tool_call_id'")
+    if not _is_text(message.get("tool_call_id")):
+        raise ValueError(f"messages[{index}]: a tool message needs a string 'tool_call_id'")
     return {"type": "tool_result", "tool_use_id": message["tool_call_id"],
             "content": _text_of(message.get("content"), f"messages[{index}]")}
 
@@ -172,7 +194,7 @@ def _as_blocks(content: str | list[dict]) -> list[dict]:
 
 
 def _copy_tools_to_anthropic(body: dict, result: dict) -> None:
-    tools = body.get("tools")
+    tools = _objects(body.get("tools"), "'tools'")
     if tools:
         result["tools"] = [_tool_to_anthropic(tool) for tool in tools]
     choice = body.get("tool_choice")
@@ -181,8 +203,9 @@ def _copy_tools_to_anthropic(body: dict, result: dict) -> None:
             raise ValueError(f"unsupported tool_choice {choice!r}")
         result["tool_choice"] = dict(TOOL_CHOICE_TO_ANTHROPIC[choice])
     elif isinstance(choice, dict):
-        name = (choice.get("function") or {}).get("name")
-        if not name:
+        function = choice.get("function")
+        name = function.get("name") if isinstance(function, dict) else None
+        if not _is_text(name):
             raise ValueError("a named tool_choice needs function.name")
         result["tool_choice"] = {"type": "tool", "name": name}
     if body.get("parallel_tool_calls") is False and tools:
@@ -192,8 +215,8 @@ def _copy_tools_to_anthropic(body: dict, result: dict) -> None:
 
 
 def _tool_to_anthropic(tool) -> dict:
-    function = tool.get("function") if isinstance(tool, dict) and tool.get("type") == "function" else None
-    if not isinstance(function, dict) or not function.get("name"):
+    function = tool.get("function") if tool.get("type") == "function" else None
+    if not isinstance(function, dict) or not _is_text(function.get("name")):
         raise ValueError("only tools of type 'function' with a name are supported")
     converted = {"name": function["name"],
                  "input_schema": function.get("parameters") or {"type": "object", "properties": {}}}

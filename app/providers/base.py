@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import enum
+import functools
 import json
 import threading
 from datetime import datetime, timezone
@@ -17,6 +18,11 @@ from app.providers.redact import redact
 
 CONNECT_TIMEOUT_S = 5.0
 POOL_SIZE = 1024
+# Length caps of upstream text: an attempt's detail, a message passed on to the client, a model name.
+DETAIL_LIMIT = 300
+MESSAGE_LIMIT = 1000
+NAME_LIMIT = 200
+NAMES = ("id", "system_fingerprint")  # besides the model: the short strings of an answer an upstream chooses
 
 
 class ErrorClass(enum.StrEnum):
@@ -98,6 +104,13 @@ class ChunkStream:
         self.response.close()
 
 
+class NoRedirectSession(requests.Session):
+    """A session that follows no redirect, even for a call that forgets allow_redirects=False."""
+
+    def get_redirect_target(self, resp: requests.Response) -> None:
+        return None
+
+
 _sessions: dict[str, requests.Session] = {}
 _sessions_lock = threading.Lock()
 
@@ -110,7 +123,7 @@ def session_for(channel: str, base_url: str) -> requests.Session:
         with _sessions_lock:
             session = _sessions.get(key)
             if session is None:
-                session = requests.Session()
+                session = NoRedirectSession()
                 session.trust_env = False  # never route upstream calls through ambient proxies
                 adapter = HTTPAdapter(pool_connections=4, pool_maxsize=POOL_SIZE, max_retries=0)
                 session.mount("http://", adapter)
@@ -141,11 +154,10 @@ def parse_retry_after(value: str | None) -> float | None:
 def classify_status(status: int, text: str, call: UpstreamCall, retry_after: str | None = None) -> UpstreamError:
     """Turn an upstream HTTP error into an UpstreamError with its class."""
     message = _error_message(text)
-    # Redact before cutting: a cut through a key would leave a prefix no pattern recognises.
-    detail = redact(f"{status}: {message}", call.api_key)[:300]
+    detail = keyless(f"{status}: {message}", call)
     if status in (400, 413, 422):
         return UpstreamError(ErrorClass.CLIENT_ERROR, detail, status,
-                             client_message=redact(message, call.api_key)[:1000])
+                             client_message=keyless(message, call, MESSAGE_LIMIT))
     if status == 429:
         return UpstreamError(ErrorClass.RATE_LIMITED, detail, status, parse_retry_after(retry_after))
     if status in (401, 403):
@@ -181,7 +193,7 @@ def transport_error(exc: requests.RequestException, call: UpstreamCall) -> Upstr
         return UpstreamError(ErrorClass.TIMEOUT, f"no data within {call.timeout_s:g}s")
     if isinstance(exc, requests.exceptions.ChunkedEncodingError):
         return UpstreamError(ErrorClass.CONNECT, "connection dropped mid-response")
-    return UpstreamError(ErrorClass.CONNECT, redact(f"connection failed: {type(exc).__name__}", call.api_key))
+    return UpstreamError(ErrorClass.CONNECT, keyless(f"connection failed: {type(exc).__name__}", call))
 
 
 def iter_sse(response: requests.Response) -> Iterator[tuple[str | None, str]]:
@@ -235,10 +247,16 @@ def post_json(call: UpstreamCall, url: str, headers: dict[str, str], body: dict,
               classify=classify_status) -> requests.Response:
     """POST a JSON body upstream; raise a classified UpstreamError for transport or HTTP failures."""
     try:
+        # A redirect is never followed: the key would travel to wherever the Location points.
         response = session_for(call.channel, call.base_url).post(
-            url, data=json.dumps(body), headers=headers, timeout=timeouts(call), stream=call.stream)
+            url, data=json.dumps(body), headers=headers, timeout=timeouts(call), stream=call.stream,
+            allow_redirects=False)
     except requests.RequestException as exc:
         raise transport_error(exc, call) from None
+    if 300 <= response.status_code < 400:
+        response.close()
+        raise UpstreamError(ErrorClass.BAD_RESPONSE, f"{response.status_code}: the upstream redirected; "
+                            "Waybill does not follow upstream redirects", response.status_code)
     if response.status_code >= 400:
         try:
             text = response.text
@@ -270,3 +288,69 @@ def read_json(response: requests.Response) -> dict:
     if not isinstance(data, dict):
         raise UpstreamError(ErrorClass.BAD_RESPONSE, "answer is not a JSON object", response.status_code)
     return data
+
+
+def keyless(text: object, call: UpstreamCall, limit: int = DETAIL_LIMIT) -> str:
+    """Upstream text fit to store or pass on: the channel's key gone in every form, the length capped."""
+    return redact(str(text), call.api_key, limit=limit)
+
+
+def keyless_name(name: object, call: UpstreamCall) -> str | None:
+    """A name an upstream reported (model, id), without the channel's key; None when it is not a name."""
+    return _keyless_name(name, call.api_key) if isinstance(name, str) and name else None
+
+
+@functools.lru_cache(maxsize=1024)
+def _keyless_name(name: str, api_key: str) -> str:
+    # Cached: a stream repeats the same model and id in every chunk.
+    return redact(name, api_key, limit=NAME_LIMIT)
+
+
+def keyless_answers(adapter_call):
+    """Make an adapter's send or open_stream safe: nothing it returns or raises carries the channel's key.
+
+    The one place every adapter's upstream text passes, so a translation that forgets the key cannot leak it.
+    """
+    @functools.wraps(adapter_call)
+    def call_upstream(call: UpstreamCall):
+        try:
+            answer = adapter_call(call)
+        except UpstreamError as error:
+            raise _keyless_error(error, call) from None
+        answer.served_model = keyless_name(answer.served_model, call)
+        if isinstance(answer, Completion):
+            _keyless_names(answer.body, call)
+        else:
+            answer.chunks = _keyless_chunks(answer, answer.chunks, call)
+        return answer
+    return call_upstream
+
+
+def _keyless_chunks(stream: ChunkStream, chunks: Iterator[dict], call: UpstreamCall) -> Iterator[dict]:
+    try:
+        for chunk in chunks:
+            stream.served_model = keyless_name(stream.served_model, call)
+            yield _keyless_names(chunk, call)
+    except UpstreamError as error:
+        raise _keyless_error(error, call) from None
+    finally:
+        stream.served_model = keyless_name(stream.served_model, call)
+
+
+def _keyless_names(payload: dict, call: UpstreamCall) -> dict:
+    """A body or chunk whose names (model, id, system fingerprint) carry no key."""
+    if "model" in payload:
+        payload["model"] = keyless_name(payload["model"], call) or call.upstream_model
+    for name in NAMES:
+        if isinstance(payload.get(name), str):
+            payload[name] = keyless_name(payload[name], call) or ""
+    return payload
+
+
+def _keyless_error(error: UpstreamError, call: UpstreamCall) -> UpstreamError:
+    """The same error, its texts redacted in place, so any other attribute it carries is kept."""
+    error.detail = keyless(error.detail, call)
+    error.args = (error.detail,)
+    if error.client_message:
+        error.client_message = keyless(error.client_message, call, MESSAGE_LIMIT)
+    return error

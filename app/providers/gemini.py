@@ -10,7 +10,7 @@ import requests
 
 from app.providers.base import (
     ChunkStream, Completion, ErrorClass, USER_AGENT, UpstreamCall, UpstreamError, classify_status,
-    first_chunk, iter_json_events, post_json, read_json,
+    first_chunk, iter_json_events, keyless_answers, post_json, read_json,
 )
 from app.providers.gemini_format import (
     ERROR_INFO, RETRY_INFO, GeminiToOpenAIStream, gemini_response_to_openai, gemini_usage, openai_request_to_gemini,
@@ -76,6 +76,7 @@ def _post(call: UpstreamCall, body: dict) -> requests.Response:
     return post_json(call, _url(call), _headers(call), body, classify=classify_error)
 
 
+@keyless_answers
 def send(call: UpstreamCall) -> Completion:
     """Make a non-streaming call and return the answer translated to OpenAI's format."""
     response = _post(call, _request_body(call))
@@ -92,6 +93,7 @@ def send(call: UpstreamCall) -> Completion:
                       served_model=data.get("modelVersion"))
 
 
+@keyless_answers
 def open_stream(call: UpstreamCall) -> ChunkStream:
     """Start a streaming call; return once the first chunk has arrived, so failures before it fall back."""
     response = _post(call, _request_body(call))

@@ -75,8 +75,11 @@ def openai_request_to_gemini(body: dict) -> dict:
     config = _generation_config(body)
     if config:
         request["generationConfig"] = config
-    if body.get("tools"):
-        request["tools"] = [{"functionDeclarations": [_declaration(t) for t in body["tools"]]}]
+    tools = body.get("tools")
+    if tools is not None and not isinstance(tools, list):
+        raise ValueError("'tools' must be a list")
+    if tools:
+        request["tools"] = [{"functionDeclarations": [_declaration(t) for t in tools]}]
     if body.get("tool_choice") is not None:
         request["toolConfig"] = {"functionCallingConfig": _calling_config(body["tool_choice"])}
     return request
@@ -85,27 +88,39 @@ def openai_request_to_gemini(body: dict) -> dict:
 def _message_parts(message: dict, index: int, tool_names: dict[str, str]) -> list[dict]:
     role = message["role"]
     if role == "tool":
-        name = tool_names.get(message.get("tool_call_id"))
+        call_id = message.get("tool_call_id")
+        name = tool_names.get(call_id) if isinstance(call_id, str) else None
         if name is None:
-            raise ValueError(f"messages[{index}] answers unknown tool_call_id {message.get('tool_call_id')!r}")
+            raise ValueError(f"messages[{index}] answers unknown tool_call_id {call_id!r}"[:300])
         return [_function_response(name, message.get("content"), index)]
     if role == "function":  # the legacy form names the function itself
-        if not message.get("name"):
+        if not isinstance(message.get("name"), str) or not message["name"]:
             raise ValueError(f"messages[{index}] is a function message without a name")
         return [_function_response(message["name"], message.get("content"), index)]
     parts = _content_parts(message.get("content"), index)
     tool_calls = message.get("tool_calls") if role == "assistant" else None
+    if tool_calls is not None and not isinstance(tool_calls, list):
+        raise ValueError(f"messages[{index}].tool_calls must be a list")
     for call in tool_calls or []:
-        function = call.get("function") if isinstance(call, dict) else None
-        if not isinstance(function, dict) or not function.get("name"):
+        function = _field(call, "function")
+        if not isinstance(function.get("name"), str) or not function["name"]:
             raise ValueError(f"messages[{index}] has a tool_call without a function name")
-        tool_names[call.get("id")] = function["name"]
+        call_id = call.get("id")
+        if call_id is not None and not isinstance(call_id, str):
+            raise ValueError(f"messages[{index}] has a tool_call whose id is not a string")
+        tool_names[call_id] = function["name"]
         part = {"functionCall": {"name": function["name"], "args": _arguments(function, index)}}
-        signature = ((call.get("extra_content") or {}).get("google") or {}).get("thought_signature")
-        if signature:
+        signature = _field(_field(call, "extra_content"), "google").get("thought_signature")
+        if isinstance(signature, str) and signature:
             part["thoughtSignature"] = signature  # thinking models refuse a function call turn without it
         parts.append(part)
     return parts
+
+
+def _field(value, name: str) -> dict:
+    """An object's sub-object, or {} when either is missing or not an object."""
+    inner = value.get(name) if isinstance(value, dict) else None
+    return inner if isinstance(inner, dict) else {}
 
 
 def _arguments(function: dict, index: int) -> dict:
@@ -147,16 +162,18 @@ def _content_parts(content, index: int) -> list[dict]:
     for part in content:
         kind = part.get("type") if isinstance(part, dict) else None
         if kind == "text":
+            if not isinstance(part.get("text", ""), str):
+                raise ValueError(f"messages[{index}] has a text part whose text is not a string")
             if part.get("text"):
                 parts.append({"text": part["text"]})
         elif kind == "image_url":
             image = part.get("image_url")
             parts.append(_image_part(image.get("url") if isinstance(image, dict) else image, index))
         elif kind == "input_audio":
-            audio = part.get("input_audio") or {}
-            if not audio.get("data"):
+            audio = _field(part, "input_audio")
+            if not isinstance(audio.get("data"), str) or not audio["data"]:
                 raise ValueError(f"messages[{index}] has an input_audio part without data")
-            parts.append({"inlineData": {"mimeType": f"audio/{audio.get('format', 'wav')}", "data": audio.get("data")}})
+            parts.append({"inlineData": {"mimeType": f"audio/{audio.get('format', 'wav')}", "data": audio["data"]}})
         else:
             raise ValueError(f"messages[{index}] has a content part of unsupported type {kind!r}")
     return parts
@@ -197,26 +214,31 @@ def _generation_config(body: dict) -> dict:
         config["maxOutputTokens"] = max_tokens
     stop = body.get("stop")
     if stop:
-        config["stopSequences"] = [stop] if isinstance(stop, str) else list(stop)
+        sequences = [stop] if isinstance(stop, str) else stop
+        if not isinstance(sequences, list) or not all(isinstance(sequence, str) for sequence in sequences):
+            raise ValueError("'stop' must be a string or a list of strings")
+        config["stopSequences"] = sequences
     response_format = body.get("response_format") or {}
+    if not isinstance(response_format, dict):
+        raise ValueError("'response_format' must be an object")
     if response_format.get("type") in ("json_object", "json_schema"):
         config["responseMimeType"] = "application/json"
-        schema = (response_format.get("json_schema") or {}).get("schema")
-        if schema:
+        schema = _field(response_format, "json_schema").get("schema")
+        if isinstance(schema, dict) and schema:
             config["responseJsonSchema"] = schema
     return config
 
 
-def _declaration(tool: dict) -> dict:
+def _declaration(tool) -> dict:
     if not isinstance(tool, dict) or tool.get("type", "function") != "function":
-        raise ValueError(f"unsupported tool type {tool.get('type') if isinstance(tool, dict) else tool!r}")
-    function = tool.get("function") or {}
-    if not function.get("name"):
+        raise ValueError(f"unsupported tool type {tool.get('type') if isinstance(tool, dict) else tool!r}"[:300])
+    function = _field(tool, "function")
+    if not isinstance(function.get("name"), str) or not function["name"]:
         raise ValueError("every tool needs a function name")
     declaration = {"name": function["name"]}
     if function.get("description"):
         declaration["description"] = function["description"]
-    if function.get("parameters"):
+    if isinstance(function.get("parameters"), dict) and function["parameters"]:
         declaration["parameters"] = _gemini_schema(function["parameters"])
     return declaration
 
@@ -241,9 +263,9 @@ def _gemini_schema(schema):
 def _calling_config(choice) -> dict:
     if isinstance(choice, str) and choice in TOOL_MODES:
         return {"mode": TOOL_MODES[choice]}
-    name = ((choice.get("function") or {}).get("name")) if isinstance(choice, dict) else None
-    if not name:
-        raise ValueError(f"unsupported tool_choice {choice!r}")
+    name = _field(choice, "function").get("name")
+    if not isinstance(name, str) or not name:
+        raise ValueError("tool_choice must be 'auto', 'none', 'required' or name a function")
     return {"mode": "ANY", "allowedFunctionNames": [name]}
 
 

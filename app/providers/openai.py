@@ -7,10 +7,9 @@ import requests
 
 from app.providers.base import (
     ChunkStream, Completion, ErrorClass, TokenUsage, USER_AGENT, UpstreamCall, UpstreamError, first_chunk,
-    iter_json_events, post_json, read_json,
+    iter_json_events, keyless_answers, post_json, read_json,
 )
 from app.providers.openai_shape import ChunkShaper, conform_completion, conform_embeddings
-from app.providers.redact import redact
 
 PATHS = {"chat": "/chat/completions", "embeddings": "/embeddings"}
 
@@ -48,6 +47,7 @@ def parse_usage(data: dict | None) -> TokenUsage | None:
     return TokenUsage(prompt, completion, cached)
 
 
+@keyless_answers
 def send(call: UpstreamCall) -> Completion:
     """Make a non-streaming call and return the whole answer."""
     response = _post(call)
@@ -60,6 +60,7 @@ def send(call: UpstreamCall) -> Completion:
                       served_model=data.get("model"))
 
 
+@keyless_answers
 def open_stream(call: UpstreamCall) -> ChunkStream:
     """Start a streaming call; return once the first chunk has arrived, so failures before it fall back."""
     response = _post(call)
@@ -98,7 +99,7 @@ def _chunks(response: requests.Response, call: UpstreamCall) -> Iterator[dict]:
             return
         if "error" in chunk:
             message = chunk["error"].get("message") if isinstance(chunk["error"], dict) else chunk["error"]
-            raise UpstreamError(ErrorClass.UPSTREAM_5XX, redact(f"error event: {message}", call.api_key))
+            raise UpstreamError(ErrorClass.UPSTREAM_5XX, f"error event: {message}")  # keyless_answers redacts it
         received += 1
         yield chunk
     if received == 0:

@@ -1,10 +1,11 @@
 """Views of the API. Keys only (Bearer, x-api-key, x-goog-api-key): this blueprint never reads the session cookie."""
 from __future__ import annotations
 
+from functools import wraps
 from typing import Callable, TypeVar
 
 from flask import Response, current_app, jsonify, request, stream_with_context
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException
 
 from app.gateway.catalog import count_prompt_tokens, model_for, models_for, openai_model
 from app.gateway.errors import GatewayError, invalid_request
@@ -16,6 +17,7 @@ from app.proxy import bp
 from app.proxy.clients.anthropic import anthropic_request_to_openai, openai_response_to_anthropic
 from app.proxy.clients.gemini import gemini_model, gemini_request_to_openai, openai_response_to_gemini
 from app.proxy.envelopes import api_error_response, dialect, error_response
+from app.proxy.limits import read_body, take_slot
 from app.proxy.streams import AnthropicFraming, Framing, GeminiFraming, OpenAIFraming, framed
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -51,10 +53,12 @@ def _principal() -> Principal:
 
 
 def _body() -> object:
+    """The JSON body, None when it is not JSON; 408 when it arrives slower than the read deadline."""
+    read_body()
     try:
         return request.get_json(force=True, silent=True)
-    except RequestEntityTooLarge:
-        raise GatewayError(413, "request_too_large", "the body is too large") from None
+    except RecursionError:  # the JSON parser recurses; silent=True only covers ValueError
+        raise invalid_request("the body is nested too deeply") from None
 
 
 def _translated(translate: Callable[..., dict], *args) -> dict:
@@ -65,12 +69,28 @@ def _translated(translate: Callable[..., dict], *args) -> dict:
         raise invalid_request(str(exc)) from None
 
 
-def _receipted(principal: Principal, endpoint: str, read: Callable[[], T]) -> T:
-    """read(), with a receipt for a request refused before the gateway could see it."""
+def _receipted(principal: Principal, endpoint: str | None, read: Callable[[], T]) -> T:
+    """read(), with a receipt for a request refused before the gateway could see it; none when endpoint is None."""
     try:
         return read()
     except GatewayError as error:
+        if endpoint is None:
+            raise
         raise record_rejection(principal, endpoint, error) from None
+
+
+def _in_flight(endpoint: str | None) -> Callable:
+    """Run a view that reads a body as the key's caller, in one of the key's in-flight slots; 429 when none is free."""
+    # The slot is taken before the body is read, so slow bodies count too. A refusal is receipted under
+    # `endpoint`, unless it is None (a view that keeps no receipts).
+    def decorate(view: Callable[..., Response]) -> Callable[..., Response]:
+        @wraps(view)
+        def held(**url_values) -> Response:
+            principal = _principal()
+            slot = _receipted(principal, endpoint, lambda: take_slot(principal.api_key_id))
+            return slot.around(lambda: view(principal, **url_values))
+        return held
+    return decorate
 
 
 def _answer(result: Served | StreamServed, to_json: Callable[[dict], dict], framing: Framing) -> Response:
@@ -87,14 +107,14 @@ def _as_is(body: dict) -> dict:
 
 
 @bp.post("/v1/chat/completions")
-def chat_completions():
-    principal = _principal()
+@_in_flight("chat")
+def chat_completions(principal: Principal):
     return _answer(serve(principal, "chat", _receipted(principal, "chat", _body)), _as_is, OpenAIFraming())
 
 
 @bp.post("/v1/embeddings")
-def embeddings():
-    principal = _principal()
+@_in_flight("embeddings")
+def embeddings(principal: Principal):
     return _answer(serve(principal, "embeddings", _receipted(principal, "embeddings", _body)), _as_is, OpenAIFraming())
 
 
@@ -128,8 +148,8 @@ def wallets():
 
 
 @bp.post("/v1/messages")
-def messages():
-    principal = _principal()
+@_in_flight("messages")
+def messages(principal: Principal):
     chat_body = _receipted(principal, "messages", lambda: _translated(anthropic_request_to_openai))
     model_id = chat_body["model"]
     return _answer(serve(principal, "messages", chat_body),
@@ -137,26 +157,27 @@ def messages():
 
 
 @bp.post("/v1/messages/count_tokens")
-def count_tokens():
+@_in_flight(None)
+def count_tokens(principal: Principal):
     """Anthropic's token count: an estimate only, so no hold, no charge and no receipt."""
-    principal = _principal()
     chat_body = _translated(anthropic_request_to_openai, True)
     return jsonify(input_tokens=count_prompt_tokens(principal, chat_body))
 
 
 @bp.post(GEMINI_PATH + ":generateContent")
-def generate_content(version: str, model: str):
-    return _gemini(model, stream=False)
+@_in_flight("gemini")
+def generate_content(principal: Principal, version: str, model: str):
+    return _gemini(principal, model, stream=False)
 
 
 @bp.post(GEMINI_PATH + ":streamGenerateContent")
-def stream_generate_content(version: str, model: str):
+@_in_flight("gemini")
+def stream_generate_content(principal: Principal, version: str, model: str):
     """Streams as server-sent events whatever `alt` says: that is the form google-genai asks for."""
-    return _gemini(model, stream=True)
+    return _gemini(principal, model, stream=True)
 
 
-def _gemini(model_id: str, stream: bool) -> Response:
-    principal = _principal()
+def _gemini(principal: Principal, model_id: str, stream: bool) -> Response:
     chat_body = _receipted(principal, "gemini", lambda: _translated(gemini_request_to_openai, model_id, stream))
     return _answer(serve(principal, "gemini", chat_body),
                    lambda body: openai_response_to_gemini(body, model_id), GeminiFraming(model_id))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+import unicodedata
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -10,9 +11,9 @@ from pathlib import Path
 import tomli_w
 
 from app.billing.models import LANES
-from app.billing.pricing import MICROS_PER_USD, parse_multiplier, parse_usd
+from app.billing.pricing import MAX_PRICE_PER_MTOK_MICROS, MICROS_PER_USD, parse_multiplier, parse_usd
 from app.catalog.models import MODES, PROVIDERS, Model
-from app.catalog.sync import update_prices
+from app.catalog.sync import token_limit, update_prices
 from app.database import write_transaction
 from app.errors import ServiceError
 from app.extensions import db
@@ -27,6 +28,12 @@ MODEL_FIELDS = {"id", "name", "provider", "mode", "context_window", "max_output_
 CHANNEL_FIELDS = {"name", "label", "provider", "base_url", "api_key_env", "api_key", "lane",
                   "price_multiplier", "timeout_s", "enabled", "models"}
 ROUTE_FIELDS = {"model", "channels"}
+# Beyond this an upstream call ties up a worker and a hold for longer than any answer is worth waiting for.
+MAX_TIMEOUT_S = 600
+# Longer than any provider's key or model id today; text is bounded so no field can bloat a row or a header.
+MAX_API_KEY_LENGTH = 1000
+MAX_UPSTREAM_MODEL_LENGTH = 200
+MODEL_ID_LENGTH = Model.__table__.c.id.type.length
 
 
 class ConfigError(ServiceError):
@@ -59,23 +66,47 @@ class _Checker:
 
 def _entry_name(kind: str, index: int, table: dict, key: str) -> str:
     value = table.get(key)
-    return f"{kind}[{index}]" + (f" ({value})" if isinstance(value, str) else "")
+    # A value that would break the message over lines or flood it is left out.
+    shown = isinstance(value, str) and value.isprintable() and len(value) <= MODEL_ID_LENGTH
+    return f"{kind}[{index}]" + (f" ({value})" if shown else "")
 
 
-def _require_str(check: _Checker, entry: str, table: dict, key: str, default: str | None = None) -> str:
-    value = table.get(key, default)
+def _text_problem(value: object, max_length: int) -> str | None:
+    """What is wrong with a required text value, or None when it is fine."""
+    if value is None:
+        return "required text is missing"
     if not isinstance(value, str) or not value.strip():
-        check.fail(entry, key, "required text is missing" if value is None else "must be non-empty text")
+        return "must be non-empty text"
+    if len(value) > max_length:
+        return f"must be at most {max_length} characters"
+    if any(unicodedata.category(char) == "Cc" for char in value):
+        return "must not contain control characters"
+    return None
+
+
+def _text_field(check: _Checker, entry: str, table: dict, key: str, max_length: int,
+                required: bool = True) -> str | None:
+    value = table.get(key)
+    if value is None and not required:
+        return None
+    problem = _text_problem(value, max_length)
+    if problem:
+        check.fail(entry, key, problem)
         return ""
     return value
 
 
-def _int_field(check: _Checker, entry: str, table: dict, key: str, default: int = 0) -> int:
-    value = table.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        check.fail(entry, key, f"must be a whole number >= 0, got {value!r}")
+def _column_text(check: _Checker, entry: str, table: dict, key: str, column, required: bool = True) -> str | None:
+    """Text that fits its database column, which PostgreSQL enforces and SQLite does not."""
+    return _text_field(check, entry, table, key, column.type.length, required)
+
+
+def _int_field(check: _Checker, entry: str, table: dict, key: str) -> int:
+    try:
+        return token_limit(table.get(key, 0))
+    except ValueError as exc:
+        check.fail(entry, key, str(exc))
         return 0
-    return value
 
 
 def _price_field(check: _Checker, entry: str, table: dict, key: str, required: bool = True) -> int | None:
@@ -87,11 +118,8 @@ def _price_field(check: _Checker, entry: str, table: dict, key: str, required: b
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         check.fail(entry, key, f"must be a number of USD per 1M tokens, got {value!r}")
         return None
-    if value < 0:
-        check.fail(entry, key, f"price cannot be negative, got {value}")
-        return None
     try:
-        return parse_usd(value)
+        return parse_usd(value, maximum=MAX_PRICE_PER_MTOK_MICROS, kind="a price")
     except ValueError as exc:
         check.fail(entry, key, str(exc))
         return None
@@ -105,6 +133,47 @@ def _bool_field(check: _Checker, entry: str, table: dict, key: str, default: boo
     return value
 
 
+def _timeout_field(check: _Checker, entry: str, table: dict) -> float:
+    value = table.get("timeout_s", 60)
+    # The chained comparison also refuses nan and inf, which TOML can spell.
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= MAX_TIMEOUT_S:
+        check.fail(entry, "timeout_s", f"must be a number of seconds above 0 and at most {MAX_TIMEOUT_S}, got {value!r}")
+        return 60.0
+    return float(value)
+
+
+def _multiplier_field(check: _Checker, entry: str, table: dict) -> str:
+    """The multiplier as the exact decimal text a channel stores."""
+    value = table.get("price_multiplier", 1.0)
+    try:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"must be a number, got {value!r}")
+        parse_multiplier(value)
+    except ValueError as exc:
+        check.fail(entry, "price_multiplier", str(exc))
+        return "1"
+    return str(Decimal(str(value)))
+
+
+def _model_map_problem(model_map: object) -> str | None:
+    if not isinstance(model_map, dict):
+        return "not a table"
+    for public_id, upstream_id in model_map.items():
+        problem = _text_problem(public_id, MODEL_ID_LENGTH) or _text_problem(upstream_id, MAX_UPSTREAM_MODEL_LENGTH)
+        if problem:
+            return f"{public_id!r:.80}: {problem}"
+    return None
+
+
+def _model_map_field(check: _Checker, entry: str, table: dict) -> dict[str, str]:
+    model_map = table.get("models", {})
+    problem = _model_map_problem(model_map)
+    if problem:
+        check.fail(entry, "models", f"must map public model ids to upstream model ids (text): {problem}")
+        return {}
+    return dict(model_map)
+
+
 def _unknown_fields(check: _Checker, entry: str, table: dict, known: set[str]) -> None:
     for key in sorted(set(table) - known):
         check.fail(entry, key, "unknown field")
@@ -115,8 +184,8 @@ def _parse_models(check: _Checker, tables: list) -> dict[str, dict]:
     for index, table in enumerate(tables):
         entry = _entry_name("models", index, table, "id")
         _unknown_fields(check, entry, table, MODEL_FIELDS)
-        model_id = _require_str(check, entry, table, "id")
-        provider = _require_str(check, entry, table, "provider")
+        model_id = _column_text(check, entry, table, "id", Model.id)
+        provider = _column_text(check, entry, table, "provider", Model.provider)
         if provider and provider not in PROVIDERS:
             check.fail(entry, "provider", f"unknown provider {provider!r} ({', '.join(PROVIDERS)})")
         mode = table.get("mode", "chat")
@@ -126,7 +195,7 @@ def _parse_models(check: _Checker, tables: list) -> dict[str, dict]:
             check.fail(entry, "id", f"duplicate model id {model_id!r}")
         models[model_id] = {
             "id": model_id,
-            "name": table.get("name") or model_id,
+            "name": _column_text(check, entry, table, "name", Model.name, required=False) or model_id,
             "provider": provider,
             "mode": mode,
             "context_window": _int_field(check, entry, table, "context_window"),
@@ -145,50 +214,30 @@ def _parse_channels(check: _Checker, tables: list) -> dict[str, dict]:
     for index, table in enumerate(tables):
         entry = _entry_name("channels", index, table, "name")
         _unknown_fields(check, entry, table, CHANNEL_FIELDS)
-        name = _require_str(check, entry, table, "name")
-        if name and not SLUG.match(name):
+        name = _column_text(check, entry, table, "name", Channel.name)
+        if name and not SLUG.fullmatch(name):
             check.fail(entry, "name", "must be a slug: lowercase letters, digits, '.', '_' or '-'")
         if name in channels:
             check.fail(entry, "name", f"duplicate channel name {name!r}")
-        provider = _require_str(check, entry, table, "provider")
+        provider = _column_text(check, entry, table, "provider", Channel.provider)
         if provider and provider not in PROVIDERS:
             check.fail(entry, "provider", f"unknown provider {provider!r} ({', '.join(PROVIDERS)})")
-        lane = _require_str(check, entry, table, "lane")
+        lane = _column_text(check, entry, table, "lane", Channel.lane)
         if lane and lane not in LANES:
             check.fail(entry, "lane", f"unknown lane {lane!r} (official or routed)")
-        base_url = _require_str(check, entry, table, "base_url")
+        base_url = _column_text(check, entry, table, "base_url", Channel.base_url)
         if base_url and not base_url.startswith(("http://", "https://")):
             check.fail(entry, "base_url", "must start with http:// or https://")
         if "api_key" in table and "api_key_env" in table:
             check.fail(entry, "api_key", "give api_key or api_key_env, not both")
-        for key in ("api_key", "api_key_env"):
-            if key in table and (not isinstance(table[key], str) or not table[key]):
-                check.fail(entry, key, "must be non-empty text")
-        multiplier = table.get("price_multiplier", 1.0)
-        try:
-            if isinstance(multiplier, bool) or not isinstance(multiplier, (int, float)):
-                raise ValueError(f"must be a number, got {multiplier!r}")
-            parse_multiplier(multiplier)
-        except ValueError as exc:
-            check.fail(entry, "price_multiplier", str(exc))
-        timeout = table.get("timeout_s", 60)
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
-            check.fail(entry, "timeout_s", f"must be a number of seconds > 0, got {timeout!r}")
-        enabled = table.get("enabled", True)
-        if not isinstance(enabled, bool):
-            check.fail(entry, "enabled", "must be true or false")
-        model_map = table.get("models", {})
-        if not isinstance(model_map, dict) or not all(
-            isinstance(v, str) and v for v in model_map.values()
-        ):
-            check.fail(entry, "models", "must map public model ids to upstream model ids (text)")
-            model_map = {}
+        api_key = _text_field(check, entry, table, "api_key", MAX_API_KEY_LENGTH, required=False)
+        api_key_env = _column_text(check, entry, table, "api_key_env", Channel.api_key_env, required=False)
         channels[name] = {
-            "name": name, "label": table.get("label") or name, "provider": provider,
-            "base_url": base_url, "api_key": table.get("api_key"), "api_key_env": table.get("api_key_env"),
-            "lane": lane, "price_multiplier": str(Decimal(str(multiplier))) if isinstance(multiplier, (int, float)) else "1",
-            "timeout_s": float(timeout) if isinstance(timeout, (int, float)) else 60.0,
-            "enabled": enabled, "model_map": dict(model_map),
+            "name": name, "label": _column_text(check, entry, table, "label", Channel.label, required=False) or name,
+            "provider": provider, "base_url": base_url, "api_key": api_key, "api_key_env": api_key_env,
+            "lane": lane, "price_multiplier": _multiplier_field(check, entry, table),
+            "timeout_s": _timeout_field(check, entry, table), "enabled": _bool_field(check, entry, table, "enabled"),
+            "model_map": _model_map_field(check, entry, table),
         }
     return channels
 
@@ -198,7 +247,7 @@ def _parse_routes(check: _Checker, tables: list, model_ids: set[str], channel_na
     for index, table in enumerate(tables):
         entry = _entry_name("routes", index, table, "model")
         _unknown_fields(check, entry, table, ROUTE_FIELDS)
-        model_id = _require_str(check, entry, table, "model")
+        model_id = _column_text(check, entry, table, "model", Model.id)
         if model_id and model_id not in model_ids:
             check.fail(entry, "model", f"unknown model {model_id!r}")
         if model_id in routes:

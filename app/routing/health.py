@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 from datetime import datetime, timedelta
 
 from sqlalchemy import ForeignKey, String, update
@@ -20,6 +21,7 @@ FIRST_COOLDOWN_S = 30
 MAX_COOLDOWN_S = 600
 RATE_LIMIT_COOLDOWN_S = 30
 CACHE_TTL_S = 1.0  # other nodes' failures are seen within this
+ONE_KEY_WINDOW_S = 300  # a run of failures from one key trips only if no other key used the channel in this
 
 
 class ChannelHealth(db.Model):
@@ -103,12 +105,15 @@ def cooldown_after_trips(trips: int) -> int:
     return min(FIRST_COOLDOWN_S * 2 ** max(trips - 1, 0), MAX_COOLDOWN_S)
 
 
-def record_failure(channel_id: int, error_class: str, retry_after: float | None = None,
-                   was_probe: bool = False) -> None:
+def record_failure(channel_id: int, error_class: str, retry_after: float | None = None, was_probe: bool = False,
+                   key_id: int | None = None, others_used: Callable[[datetime], bool] | None = None) -> None:
     """Count a fallback-worthy failure; trip the circuit, cool a 429, or hold a rejected key.
 
     A failed probe re-trips at once, doubling the cooldown. Requests that were already in flight
     when the circuit tripped do not trip it again: only a probe escalates a cooling channel.
+    One key's failures alone never open a circuit that other keys are served through, so a
+    tenant's malformed requests cannot move everyone else's route: a run of failures from one
+    key trips only when others_used(since) says no other key used the channel in the window.
     """
     now = utcnow()
     with write_transaction():
@@ -116,12 +121,12 @@ def record_failure(channel_id: int, error_class: str, retry_after: float | None 
         row.last_error_class, row.last_error_at = str(error_class), now
         if was_probe:
             row.probe_until = None
-        _count_failure(row, error_class, retry_after, was_probe, now)
+        _count_failure(row, error_class, retry_after, was_probe, key_id, others_used, now)
     forget_cached_health()
 
 
 def _count_failure(row: ChannelHealth, error_class: str, retry_after: float | None, was_probe: bool,
-                   now: datetime) -> None:
+                   key_id: int | None, others_used: Callable[[datetime], bool] | None, now: datetime) -> None:
     if error_class == ErrorClass.RATE_LIMITED:
         seconds = retry_after if retry_after is not None else RATE_LIMIT_COOLDOWN_S
         row.cooldown_until = max(row.cooldown_until or now, now + timedelta(seconds=seconds))
@@ -130,11 +135,19 @@ def _count_failure(row: ChannelHealth, error_class: str, retry_after: float | No
         row.key_rejected = True
     if row.cooldown_until is not None and row.cooldown_until > now and not was_probe:
         return  # already tripped: only a probe escalates a cooling channel
+    if row.consecutive_failures == 0:
+        row.failure_key_id, row.failures_from_many_keys = key_id, False
+    elif key_id != row.failure_key_id:
+        row.failures_from_many_keys = True
     row.consecutive_failures += 1
-    if was_probe or row.key_rejected or row.consecutive_failures >= TRIP_AFTER_FAILURES:
+    run_trips = row.consecutive_failures >= TRIP_AFTER_FAILURES and (
+        row.failures_from_many_keys or others_used is None
+        or not others_used(now - timedelta(seconds=ONE_KEY_WINDOW_S)))
+    if was_probe or row.key_rejected or run_trips:
         row.trips += 1
         row.consecutive_failures = 0
         row.cooldown_until = now + timedelta(seconds=cooldown_after_trips(row.trips))
+
 
 
 def record_success(channel_id: int, was_probe: bool, health: Health) -> None:

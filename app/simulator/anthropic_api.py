@@ -16,7 +16,9 @@ from flask import Blueprint, Response, jsonify, request, stream_with_context
 
 from app.providers.anthropic_format import anthropic_error
 from app.simulator.state import Fault
-from app.simulator.wire import begin, count_tokens, cut_stream, drop_connection, reply_words
+from app.simulator.wire import (
+    begin, count_tokens, cut_stream, drop_connection, echoed, failure_message, reply_words,
+)
 
 bp = Blueprint("sim_anthropic", __name__, url_prefix="/<channel>/v1")
 
@@ -140,14 +142,14 @@ def messages(channel: str):
         return drop_connection()
     mid_stream_error = stream and fault.status and fault.cut_after is not None
     if fault.status and not mid_stream_error:
-        return _error(fault.status, f"simulated {fault.status} from {channel}", fault.retry_after)
+        return _error(fault.status, failure_message(fault, channel), fault.retry_after)
     if fault.bad_body:
         return Response("<html>upstream proxy error</html>", status=200,
                         mimetype="text/event-stream" if stream else "application/json")
     answer = _answer(channel, body, fault)
     usage = _usage(body, fault)
     message_id = "msg_" + uuid.uuid4().hex[:24]
-    served = fault.served_model or model
+    served = echoed(fault, fault.served_model or model)
     if not stream:
         if fault.cut_after is not None:
             return drop_connection()
@@ -184,7 +186,7 @@ def _events(channel: str, message_id: str, served: str, answer: _Answer, usage: 
         for piece in block.pieces:
             if fault.cut_after is not None and sent >= fault.cut_after:
                 if fault.status:
-                    message = f"simulated {fault.status} from {channel}"
+                    message = failure_message(fault, channel)
                     yield _event("error", {"error": anthropic_error(fault.status, message)["error"]})
                 else:
                     cut_stream()

@@ -12,7 +12,9 @@ import uuid
 
 from flask import Blueprint, Response, jsonify, request, stream_with_context
 
-from app.simulator.wire import begin, count_tokens, cut_stream, drop_connection, reply_words, sse
+from app.simulator.wire import (
+    begin, count_tokens, cut_stream, drop_connection, echoed, failure_message, reply_words, sse,
+)
 
 bp = Blueprint("sim_gemini", __name__, url_prefix="/<channel>/v1beta")
 
@@ -88,7 +90,7 @@ def generate(channel: str, model_action: str):
     if not isinstance(body, dict) or not isinstance(body.get("contents"), list) or not body["contents"]:
         return _error(400, "contents is required")
     fault = begin(channel, model, stream, body)
-    failure = fault.status and _envelope(fault.status, f"simulated {fault.status} from {channel}", fault.retry_after)
+    failure = fault.status and _envelope(fault.status, failure_message(fault, channel), fault.retry_after)
     error_mid_stream = bool(stream and failure and fault.cut_after is not None)
     if fault.drop:
         return drop_connection()
@@ -104,7 +106,7 @@ def generate(channel: str, model_action: str):
     parts, finish = _reply(channel, model, body, n_words, cut_short=capped)
     prompt = count_tokens(_prompt_text(body))
     tokens = [count_tokens(json.dumps(p["functionCall"])) if "functionCall" in p else 1 for p in parts]
-    base = {"modelVersion": fault.served_model or model, "responseId": uuid.uuid4().hex[:22]}
+    base = {"modelVersion": echoed(fault, fault.served_model or model), "responseId": uuid.uuid4().hex[:22]}
 
     def response(chunk_parts: list[dict], completion: int, reason: str | None) -> dict:
         candidate = {"content": {"parts": chunk_parts, "role": "model"}, "index": 0}

@@ -1,4 +1,8 @@
-"""OpenAI's wire protocol: chat completions (JSON and SSE), embeddings, models."""
+"""OpenAI's wire protocol: chat completions (JSON and SSE), embeddings, models.
+
+On a stream, `status` together with `cut_after` sends that error as an `{"error": …}` event after N
+content chunks, as OpenAI and its relays do when they fail mid-answer, instead of answering with the status.
+"""
 from __future__ import annotations
 
 import base64
@@ -10,7 +14,9 @@ import uuid
 
 from flask import Blueprint, Response, jsonify, request, stream_with_context
 
-from app.simulator.wire import begin, count_tokens, cut_stream, drop_connection, reply_words, sse
+from app.simulator.wire import (
+    begin, count_tokens, cut_stream, drop_connection, echoed, failure_message, reply_words, sse,
+)
 
 bp = Blueprint("sim_openai", __name__, url_prefix="/<channel>/v1")
 # What the `loose` knob leaves out: fields OpenAI's schema requires (or types strictly) that loose
@@ -90,16 +96,18 @@ def chat_completions(channel: str):
     fault = begin(channel, model, stream, body)
     if fault.drop:
         return drop_connection()
-    if fault.status:
-        return _error(fault.status, f"simulated {fault.status} from {channel}", fault.retry_after)
+    mid_stream_error = stream and fault.status and fault.cut_after is not None
+    if fault.status and not mid_stream_error:
+        return _error(fault.status, failure_message(fault, channel), fault.retry_after)
     if fault.bad_body:
         return Response("<html>upstream proxy error</html>", status=200,
                         mimetype="text/event-stream" if stream else "application/json")
-    served = fault.served_model or model
+    served = echoed(fault, fault.served_model or model)
     max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
     n_words = min(fault.reply_tokens, max_tokens) if isinstance(max_tokens, int) and max_tokens > 0 else fault.reply_tokens
     words = reply_words(channel, model, n_words)
-    usage = _usage(count_tokens(_prompt_text(body["messages"])), len(words), fault.cached_tokens)
+    prompt = fault.prompt_tokens if fault.prompt_tokens is not None else count_tokens(_prompt_text(body["messages"]))
+    usage = _usage(prompt, len(words), fault.cached_tokens)
     completion_id = f"chatcmpl-{uuid.uuid4().hex[:20]}"
     created = int(time.time())
     if not stream:
@@ -129,7 +137,11 @@ def chat_completions(channel: str):
             yield chunk({"role": "assistant", "content": ""})
         for index, word in enumerate(words):
             if fault.cut_after is not None and index >= fault.cut_after:
-                cut_stream()
+                if mid_stream_error:
+                    yield sse(json.dumps({"error": {"message": failure_message(fault, channel),
+                                                    "type": "server_error", "code": "simulated_error"}}))
+                else:
+                    cut_stream()
                 return
             if fault.chunk_delay_ms:
                 time.sleep(fault.chunk_delay_ms / 1000)
@@ -157,10 +169,13 @@ def embeddings(channel: str):
     if fault.drop:
         return drop_connection()
     if fault.status:
-        return _error(fault.status, f"simulated {fault.status} from {channel}", fault.retry_after)
+        return _error(fault.status, failure_message(fault, channel), fault.retry_after)
     if fault.bad_body:
         return Response("not json", status=200, mimetype="application/json")
-    inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+    given = body["input"]
+    # One string or one flat list of token ids is a single input; any other list holds several.
+    single = not isinstance(given, list) or all(type(item) is int for item in given)
+    inputs = [given] if single else given
     texts = [x if isinstance(x, str) else " ".join(map(str, x)) for x in inputs]
     dimensions = int(body.get("dimensions") or 8)
     data = []
@@ -172,7 +187,7 @@ def embeddings(channel: str):
         else:
             data.append({"object": "embedding", "index": index, "embedding": vector})
     prompt = sum(count_tokens(t) for t in texts)
-    payload = {"object": "list", "data": data, "model": fault.served_model or body["model"]}
+    payload = {"object": "list", "data": data, "model": echoed(fault, fault.served_model or body["model"])}
     if not fault.omit_usage:
         payload["usage"] = {"prompt_tokens": prompt, "total_tokens": prompt}
     return jsonify(_loosen(payload) if fault.loose else payload)

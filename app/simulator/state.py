@@ -1,6 +1,7 @@
 """Fault profiles per channel and the request log, shared by every simulator thread."""
 from __future__ import annotations
 
+import base64
 import random
 import threading
 import time
@@ -14,6 +15,18 @@ CHAOS_FAULTS = [
     {"status": 503}, {"status": 500}, {"status": 429, "retry_after": 1}, {"drop": True},
     {"cut_after": 2}, {"omit_usage": True}, {"latency_ms": 50}, {"bad_body": True},
 ]
+# How a hostile upstream echoes the key it received (the `echo_key` knob). The base64 forms start at
+# each of the three alignments: the key alone, after "user:" (HTTP Basic) and after "Bearer ".
+KEY_FORMS = {
+    "exact": lambda key: key,
+    "run8": lambda key: key[5:13],
+    "base64": lambda key: base64.b64encode(key.encode()).decode(),
+    "basic": lambda key: base64.b64encode(f"user:{key}".encode()).decode(),
+    "base64url": lambda key: base64.urlsafe_b64encode(f"Bearer {key}".encode()).decode().rstrip("="),
+    "percent": lambda key: "".join(f"%{byte:02X}" for byte in key.encode()),
+    "spaced": lambda key: " ".join(key),
+    "masked": lambda key: f"{key[:6]}****{key[-4:]}",
+}
 
 
 @dataclass
@@ -32,6 +45,7 @@ class Fault:
     bad_body: bool = False             # answer 200 with a body that is not JSON/SSE
     reply_tokens: int = 12             # completion length in tokens (one word each)
     cached_tokens: int = 0             # prompt tokens reported as served from cache
+    prompt_tokens: int | None = None   # report this prompt size: a tokenizer counting more than Waybill's estimate
     # OpenAI protocol only: answer like a loose OpenAI-compatible relay, so tests see what the gateway
     # must conform. Answers and chunks leave out object, created, index, logprobs, refusal,
     # system_fingerprint and usage's total_tokens and prompt_tokens_details; text comes as content parts
@@ -42,6 +56,18 @@ class Fault:
     loose: bool = False
     times: int | None = None           # apply to the next N requests only, then heal
     chaos: float = 0.0                 # chance that a request gets one of CHAOS_FAULTS instead
+    redirect_to: str | None = None     # answer 307 with this Location, as a compromised relay might
+    # Echo the received key in this KEY_FORMS form: in error messages, the served model, stream error
+    # events and an X-Echo-Key header. A hostile upstream, to prove Waybill lets none of it out.
+    echo_key: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.echo_key is not None and self.echo_key not in KEY_FORMS:
+            raise ValueError(f"echo_key must be one of {sorted(KEY_FORMS)}")
+
+    def key_echo(self, key: str) -> str:
+        """The received key in this fault's echo form."""
+        return KEY_FORMS[self.echo_key](key)
 
     @classmethod
     def from_dict(cls, data: dict) -> "Fault":

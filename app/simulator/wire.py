@@ -4,7 +4,7 @@ from __future__ import annotations
 import socket
 import time
 
-from flask import Response, current_app, request
+from flask import Response, abort, after_this_request, current_app, redirect, request
 
 from app.simulator.state import MAX_HANG_S, Fault, LoggedRequest, SimulatorState
 
@@ -27,7 +27,32 @@ def begin(channel: str, model: str | None, stream: bool, body: dict) -> Fault:
         time.sleep(MAX_HANG_S)
     elif fault.latency_ms:
         time.sleep(fault.latency_ms / 1000)
+    if fault.redirect_to:
+        abort(redirect(fault.redirect_to, code=307))  # 307 keeps method and body: a client that follows re-sends all
+    if fault.echo_key:
+        echo = fault.key_echo(received_key())
+
+        @after_this_request
+        def echo_in_a_header(response: Response) -> Response:
+            response.headers["X-Echo-Key"] = echo
+            return response
     return fault
+
+
+def received_key() -> str:
+    """The API key this request carried, in whichever header its protocol puts it."""
+    bearer = request.headers.get("Authorization", "").removeprefix("Bearer ")
+    return request.headers.get("x-api-key") or request.headers.get("x-goog-api-key") or bearer
+
+
+def echoed(fault: Fault, text: str) -> str:
+    """text as the faulty upstream says it, echoing the received key if the fault says so."""
+    return f"{text} (key {fault.key_echo(received_key())})" if fault.echo_key else text
+
+
+def failure_message(fault: Fault, channel: str) -> str:
+    """The message of a simulated error status."""
+    return echoed(fault, f"simulated {fault.status} from {channel}")
 
 
 def drop_connection() -> Response:
@@ -47,8 +72,9 @@ def cut_stream() -> None:
 
 
 def count_tokens(text: str) -> int:
-    """The simulator's tokenizer: about four characters per token, at least one."""
-    return max(1, -(-len(text) // 4))
+    """The simulator's tokenizer: four ASCII characters a token, a token for each other character."""
+    ascii_chars = len(text.encode("ascii", "ignore"))
+    return max(1, -(-ascii_chars // 4) + len(text) - ascii_chars)
 
 
 def reply_words(channel: str, model: str, n: int) -> list[str]:

@@ -88,18 +88,18 @@ def test_zero_charge_writes_no_charge_entry(wallet):
 def test_sweep_charges_holds_past_their_deadline_for_review_and_spares_live_ones(wallet, clock):
     stale = holds.reserve(wallet.id, 200_000, ttl_s=60)
     fresh = holds.reserve(wallet.id, 300_000, ttl_s=3600)
-    kept_alive = holds.reserve(wallet.id, 100_000, ttl_s=60)
+    kept_alive = holds.reserve(wallet.id, 100_000, ttl_s=60, streaming=True)
     clock.advance(59)
     assert holds.sweep() == 0
-    holds.keep_alive(kept_alive.id, ttl_s=60)  # a live stream's heartbeat
+    holds.keep_alive(kept_alive.id, delivered=50_000, ttl_s=60)  # a live stream's heartbeat
     clock.advance(2)
     assert holds.sweep() == 1
     swept = db.session.get(Hold, stale.id, populate_existing=True)
     assert (swept.status, swept.charged, swept.needs_review) == ("settled", 200_000, True)
     assert db.session.get(Hold, kept_alive.id, populate_existing=True).status == "open"
     assert db.session.get(Hold, fresh.id, populate_existing=True).status == "open"
-    assert holds.sweep(older_than_s=0) == 2
-    assert _fresh(wallet.id).balance == 1_000_000 - 600_000
+    assert holds.sweep(older_than_s=0) == 2  # the stream is charged what it had delivered, not its hold
+    assert _fresh(wallet.id).balance == 1_000_000 - 200_000 - 300_000 - 50_000
     assert ledger_violations() == []
 
 
@@ -192,3 +192,11 @@ def test_hold_state_machine(app):
     run_state_machine_as_test(HoldMachine, settings=settings(
         max_examples=25, stateful_step_count=15, deadline=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]))
+
+
+def test_a_wallet_balance_is_bounded_so_top_ups_cannot_overflow_it(wallet):
+    from app.billing.wallets import MAX_BALANCE_MICROS
+    with pytest.raises(InvalidAmount):
+        credit(wallet.id, MAX_BALANCE_MICROS)
+    assert _fresh(wallet.id).balance == 1_000_000
+    assert ledger_violations() == []

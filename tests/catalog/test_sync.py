@@ -55,3 +55,39 @@ def test_unreadable_source_is_a_clear_error(app, tmp_path):
     path.write_text("[1, 2]")
     with pytest.raises(ServiceError, match="expected a JSON object"):
         sync_catalog(str(path))
+
+
+def test_absurd_entries_are_skipped_with_a_note_and_keep_the_last_good_price(app, tmp_path):
+    sync_catalog()
+    data = json.loads(SHIPPED_SNAPSHOT.read_text())
+    data["gpt-4o-mini"]["input_cost_per_token"] = 1e300
+    data["gpt-4o"]["output_cost_per_token"] = -1e-06
+    entry = {"litellm_provider": "openai", "mode": "chat", "input_cost_per_token": 1e-06, "output_cost_per_token": 2e-06}
+    data["costly-model"] = {**entry, "input_cost_per_token": 0.010000001}  # above $10,000 per 1M
+    data["huge-window-model"] = {**entry, "max_input_tokens": 2 ** 63}
+    data["text-window-model"] = {**entry, "max_output_tokens": "lots"}
+    data["nan-model"] = {**entry, "output_cost_per_token": float("nan")}
+    data["text-price-model"] = {**entry, "input_cost_per_token": "1e-06"}
+    data["m" * 101] = entry
+    data["listed-provider-model"] = {**entry, "litellm_provider": ["openai"]}  # not one Waybill serves: ignored
+    data["fine-model"] = {**entry, "input_cost_per_token": 0.01}  # exactly $10,000 per 1M
+    path = tmp_path / "prices.json"
+    path.write_text(json.dumps(data))
+    report = sync_catalog(str(path))
+    assert report.added == ["added fine-model (hidden): input $10000.0000 output $2.0000 per 1M"]
+    assert report.changed == []
+    skipped = "\n".join(report.skipped)
+    for key in ("gpt-4o-mini", "gpt-4o", "costly-model", "huge-window-model", "text-window-model", "nan-model",
+                "text-price-model", "m" * 20):
+        assert f"skipped '{key}" in skipped
+    assert "more than the maximum of $10,000" in skipped and "cannot be negative" in skipped
+    assert report.lines()[-1] == "1 added, 0 changed, 18 unchanged, 8 skipped"
+    assert db.session.get(Model, "gpt-4o-mini").input_per_mtok == 150_000
+    assert db.session.scalar(db.select(db.func.count()).select_from(PriceChange)) == 0
+    assert db.session.get(Model, "costly-model") is None and db.session.get(Model, "listed-provider-model") is None
+
+
+@pytest.mark.parametrize("cost", [True, None, "abc", float("inf"), float("nan"), -1e-06, 0.010000001, 2 ** 70])
+def test_per_token_cost_refuses_what_is_not_a_bounded_price(cost):
+    with pytest.raises(ValueError):
+        per_token_to_per_mtok(cost)

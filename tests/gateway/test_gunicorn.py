@@ -41,7 +41,7 @@ def nodes(database_url, instance_dir, gateway):
             try:
                 if requests.get(f"{url}/login", timeout=2).status_code == 200:
                     break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # not listening yet, or busy starting
                 pass
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"gunicorn did not start: {proc.stderr.read().decode()[-2000:]}")

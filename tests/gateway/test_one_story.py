@@ -180,7 +180,7 @@ def test_an_unexpected_error_inside_a_stream_still_settles_what_was_delivered(op
     from app.gateway import service
     beats = {"n": 0}
 
-    def beat_then_break(self):
+    def beat_then_break(self, delivered):
         beats["n"] += 1
         if beats["n"] == 3:
             raise RuntimeError("a bug mid-stream")
@@ -201,9 +201,9 @@ def test_underpaid_is_flagged_when_the_wallet_cannot_pay_the_usage(gateway, live
     user = make_user("poor@example.com", credit_usd="0.001")
     client = openai.OpenAI(base_url=f"{live_server}/v1", api_key=issue_key(user, "poor", lanes=["official"]).secret,
                            max_retries=0)
-    # No max_tokens: the hold covers the model's max output (1000), the upstream reports 5000.
-    gateway.sim.set_fault("primary", reply_tokens=5_000)
-    raw = _chat(client)
+    # The hold covers the estimated prompt; the upstream's tokenizer counts 20,000 prompt tokens ($0.003).
+    gateway.sim.set_fault("primary", prompt_tokens=20_000)
+    raw = _chat(client, max_tokens=10)
     receipt = receipt_of(client, raw.headers["X-Waybill-Receipt"])
     assert "underpaid" in receipt["flags"]
     assert receipt["charge_usd"] == "0.001000"

@@ -137,6 +137,7 @@ def test_a_stream_longer_than_the_hold_ttl_keeps_its_hold_alive(gateway, live_se
     first_deadline = db.session.scalar(db.select(Hold.deadline))
     clock.advance(ttl / 3 + 1)  # the next chunk's heartbeat pushes the deadline out
     assert _wait_for(lambda: db.session.scalar(db.select(Hold.deadline)) > first_deadline), "no heartbeat"
+    assert db.session.scalar(db.select(Hold.delivered)) > 0, "the heartbeat records what was delivered"
     clock.advance(ttl - 10)  # now past the hold's first deadline, not its renewed one
     assert holds.sweep() == 0, "sweep must leave a live stream's hold alone"
     db.session.rollback()

@@ -91,13 +91,56 @@ BAD_FILES = {
     "missing channel": ('["openai-direct", "relay-a"]', '["openai-direct", "relay-b"]',
                         "routes[0] (gpt-4o-mini): field 'channels': unknown channel 'relay-b'"),
     "negative price": ("output_per_mtok = 0.60", "output_per_mtok = -0.60",
-                       "models[0] (gpt-4o-mini): field 'output_per_mtok': price cannot be negative"),
+                       "models[0] (gpt-4o-mini): field 'output_per_mtok': a price cannot be negative"),
     "duplicate name": ('name = "relay-a"', 'name = "openai-direct"',
                        "channels[1] (openai-direct): field 'name': duplicate channel name 'openai-direct'"),
     "unknown field": ("timeout_s = 60\n", "timeout_s = 60\ntimeout = 5\n",
                       "channels[0] (openai-direct): field 'timeout': unknown field"),
     "bad multiplier": ("price_multiplier = 0.85", 'price_multiplier = "cheap"',
                        "channels[1] (relay-a): field 'price_multiplier': must be a number"),
+    # Bounds on every number an operator types.
+    "huge context window": ("context_window = 128000", "context_window = 9223372036854775807",
+                            "models[0] (gpt-4o-mini): field 'context_window': must be a whole number from 0 to 10000000"),
+    "fractional max output": ("max_output_tokens = 16384", "max_output_tokens = 16384.5",
+                              "models[0] (gpt-4o-mini): field 'max_output_tokens': must be a whole number"),
+    "boolean max output": ("max_output_tokens = 16384", "max_output_tokens = true",
+                           "models[0] (gpt-4o-mini): field 'max_output_tokens': must be a whole number"),
+    "huge price": ("output_per_mtok = 0.60", "output_per_mtok = 10000.000001",
+                   "models[0] (gpt-4o-mini): field 'output_per_mtok': 10000.000001 is more than the maximum of $10,000"),
+    "infinite price": ("output_per_mtok = 0.60", "output_per_mtok = inf",
+                       "models[0] (gpt-4o-mini): field 'output_per_mtok': not a price: inf"),
+    "price as text": ("output_per_mtok = 0.60", 'output_per_mtok = "0.60"',
+                      "models[0] (gpt-4o-mini): field 'output_per_mtok': must be a number of USD per 1M tokens"),
+    "infinite timeout": ("timeout_s = 60", "timeout_s = inf",
+                         "channels[0] (openai-direct): field 'timeout_s': must be a number of seconds above 0 and at most 600"),
+    "nan timeout": ("timeout_s = 60", "timeout_s = nan",
+                    "channels[0] (openai-direct): field 'timeout_s': must be a number of seconds above 0 and at most 600"),
+    "long timeout": ("timeout_s = 60", "timeout_s = 601",
+                     "channels[0] (openai-direct): field 'timeout_s': must be a number of seconds above 0 and at most 600"),
+    "huge multiplier": ("price_multiplier = 0.85", "price_multiplier = 1e6",
+                        "channels[1] (relay-a): field 'price_multiplier': multiplier must be above 0 and at most 100"),
+    "zero multiplier": ("price_multiplier = 0.85", "price_multiplier = 0",
+                        "channels[1] (relay-a): field 'price_multiplier': multiplier must be above 0 and at most 100"),
+    "nan multiplier": ("price_multiplier = 0.85", "price_multiplier = nan",
+                       "channels[1] (relay-a): field 'price_multiplier': not a multiplier"),
+    "fine multiplier": ("price_multiplier = 0.85", "price_multiplier = 0.3333333",
+                        "channels[1] (relay-a): field 'price_multiplier': multiplier has more than 6 decimals"),
+    "enabled as text": ("enabled = true", 'enabled = "yes"',
+                        "channels[0] (openai-direct): field 'enabled': must be true or false"),
+    "capability as number": ('mode = "chat"', 'mode = "chat"\nsupports_tools = 1',
+                             "models[0] (gpt-4o-mini): field 'supports_tools': must be true or false"),
+    "label as number": ('label = "Relay A"', "label = 5", "channels[1] (relay-a): field 'label': must be non-empty text"),
+    "long label": ('label = "Relay A"', f'label = "{"A" * 121}"',
+                   "channels[1] (relay-a): field 'label': must be at most 120 characters"),
+    "long model id": ('id = "gpt-4o-mini"', f'id = "{"m" * 101}"', "models[0]: field 'id': must be at most 100 characters"),
+    "name with a newline": ('name = "relay-a"', 'name = "relay-a\\n"',
+                            "channels[1]: field 'name': must not contain control characters"),
+    "control character": ('label = "Relay A"', 'label = "Relay\\u0000A"',
+                          "channels[1] (relay-a): field 'label': must not contain control characters"),
+    "key with a newline": ('api_key = "sk-relay-a-demo-0000"', 'api_key = "sk-relay\\r\\nX-Evil: 1"',
+                           "channels[1] (relay-a): field 'api_key': must not contain control characters"),
+    "long upstream id": ('"gpt-4o-mini" = "gpt-4o-mini"\n', f'"gpt-4o-mini" = "{"u" * 201}"\n',
+                         "channels[1] (relay-a): field 'models': must map public model ids to upstream model ids"),
 }
 
 
@@ -112,6 +155,18 @@ def test_a_bad_file_names_file_entry_and_field_and_writes_nothing(app, tmp_path,
         import_config(path)
     assert f"{path}: {message}" in str(error.value)
     assert _counts() == [0, 0, 0, 0]
+
+
+def test_the_bounds_themselves_are_accepted(app, tmp_path):
+    path = tmp_path / "edges.toml"
+    path.write_text(EXAMPLE.read_text().replace("context_window = 128000", "context_window = 10000000")
+                    .replace("output_per_mtok = 0.60", "output_per_mtok = 10000")
+                    .replace("timeout_s = 60", "timeout_s = 600").replace("price_multiplier = 0.85", "price_multiplier = 100"))
+    import_config(path)
+    model = db.session.get(Model, "gpt-4o-mini")
+    assert (model.context_window, model.output_per_mtok) == (10_000_000, 10_000_000_000)
+    channels = {c.name: c for c in db.session.scalars(db.select(Channel))}
+    assert channels["openai-direct"].timeout_s == 600 and channels["relay-a"].price_multiplier_text == "100"
 
 
 def test_invalid_toml_is_refused(app, tmp_path):

@@ -17,7 +17,7 @@ depends_on = None
 
 def upgrade():
     # Plain ADD COLUMN keeps every row on SQLite and PostgreSQL.
-    op.add_column('hold', sa.Column('delivered', sa.BigInteger(), server_default='0', nullable=False))
+    op.add_column('hold', sa.Column('delivered', sa.BigInteger(), nullable=True))
     op.add_column('channel_health', sa.Column('failure_key_id', sa.Integer(), nullable=True))
     op.add_column('channel_health', sa.Column('failures_from_many_keys', sa.Boolean(), server_default=sa.false(),
                                               nullable=False))

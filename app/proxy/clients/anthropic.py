@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import uuid
 
+from app.gateway.validation import COUNT_TOKENS, MESSAGES, check_body
 from app.providers.anthropic_format import tool_call_of_block
 from app.providers.openai_shape import assistant_message
 from app.proxy.clients import tool_arguments
@@ -24,28 +25,17 @@ def anthropic_request_to_openai(body: object, counting: bool = False) -> dict:
 
     A count_tokens request (`counting`) is the same body without max_tokens.
     """
-    if not isinstance(body, dict):
-        raise ValueError("the body must be a JSON object")
-    model, messages, max_tokens = body.get("model"), body.get("messages"), body.get("max_tokens")
-    if not isinstance(model, str) or not model:
-        raise ValueError("model: field required")
-    if not isinstance(messages, list) or not messages:
-        raise ValueError("messages: a non-empty list is required")
-    if not (counting and max_tokens is None) and (
-            isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1):
-        raise ValueError("max_tokens: a positive integer is required")
+    check_body(COUNT_TOKENS if counting else MESSAGES, body)
+    model, messages, max_tokens = body["model"], body["messages"], body.get("max_tokens")
     converted: list[dict] = []
     system = body.get("system")
     if system:
         converted.append({"role": "system", "content": _blocks_text(system, "system")})
     for index, message in enumerate(messages):
-        role = message.get("role") if isinstance(message, dict) else None
-        if role == "user":
-            converted.extend(_user_to_openai(message.get("content"), index))
-        elif role == "assistant":
-            converted.append(_assistant_to_openai(message.get("content"), index))
+        if message["role"] == "user":
+            converted.extend(_user_to_openai(message["content"], index))
         else:
-            raise ValueError(f"messages.{index}.role: must be 'user' or 'assistant'")
+            converted.append(_assistant_to_openai(message["content"], index))
 
     result: dict = {"model": model, "messages": converted}
     if max_tokens is not None:
@@ -60,7 +50,7 @@ def anthropic_request_to_openai(body: object, counting: bool = False) -> dict:
         result["stream"] = True
         result["stream_options"] = {"include_usage": True}
     user_id = (body.get("metadata") or {}).get("user_id")
-    if isinstance(user_id, str):
+    if user_id is not None:
         result["user"] = user_id
     _copy_tools_to_openai(body, result)
     return result

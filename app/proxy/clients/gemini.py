@@ -10,6 +10,7 @@ import uuid
 from collections import defaultdict
 
 from app.gateway.catalog import ListedModel
+from app.gateway.validation import GENERATE_CONTENT, PATH_MODEL, check_body
 from app.providers.gemini_format import SAMPLING, TOOL_MODES, tool_call_of_part
 from app.providers.openai_shape import assistant_message
 from app.proxy.clients import tool_arguments
@@ -26,11 +27,9 @@ GENERATION_METHODS = ["generateContent", "streamGenerateContent"]
 
 def gemini_request_to_openai(body: object, model: str, stream: bool) -> dict:
     """A GenerateContentRequest as an OpenAI chat body; ValueError on what a chat body cannot carry."""
-    if not isinstance(body, dict):
-        raise ValueError("the body must be a JSON object")
-    contents = body.get("contents")
-    if not isinstance(contents, list) or not contents:
-        raise ValueError("contents: a non-empty list is required")
+    check_body(GENERATE_CONTENT, body)
+    check_body(PATH_MODEL, {"model": model})  # the path's model reaches receipts too: no NUL, bounded
+    contents = body["contents"]
     messages: list[dict] = []
     system = body.get("systemInstruction")
     if system:
