@@ -158,7 +158,7 @@ def test_the_receipt_writer_redacts_credentials_whatever_the_caller_passes(gatew
     assert "0123456789abcdef" not in stored and "[redacted]" in stored
 
 
-def test_an_unexpected_error_after_the_hold_voids_it_and_answers_500_with_thereceipt_of(openai_client, gateway,
+def test_an_unexpected_error_after_the_hold_voids_it_and_answers_500_with_the_receipt(openai_client, gateway,
                                                                                         monkeypatch):
     from app.gateway import service
 
