@@ -18,3 +18,9 @@ class NewKeyForm(FlaskForm):
 
 class RevokeKeyForm(FlaskForm):
     """Only the CSRF token: the key id is in the URL."""
+
+
+class RedeemForm(FlaskForm):
+    """A redeem code, as printed by `waybill codes mint`."""
+
+    code = StringField("Code", validators=[DataRequired(), Length(max=64)])

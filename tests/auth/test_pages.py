@@ -18,7 +18,7 @@ def test_signup_opens_two_empty_wallets_and_signs_in(client):
     user = db.session.scalar(db.select(User).where(User.email == "new@example.com"))
     assert {k: (w.balance, w.reserved) for k, w in wallets_of(user.id).items()} == {"credit": (0, 0), "routed": (0, 0)}
     page = client.get("/").get_data(as_text=True)
-    assert "Your wallets" in page and "$0.000000" in page
+    assert "Your wallets" in page and "$0.00" in page
 
 
 def test_signup_refuses_a_duplicate_email_and_a_short_password(client, make_user):

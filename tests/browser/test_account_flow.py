@@ -13,8 +13,8 @@ def test_signup_wallets_and_key_lifecycle(page, app, tmp_path):
     page.fill("input[name=password]", "password123")
     page.click("button[type=submit]")
     expect(page.locator("h1")).to_have_text("Your wallets")
-    expect(page.locator("#wallet-credit")).to_contain_text("$0.000000")
-    expect(page.locator("#wallet-routed")).to_contain_text("$0.000000")
+    expect(page.locator("#wallet-credit")).to_contain_text("$0.00")
+    expect(page.locator("#wallet-routed")).to_contain_text("$0.00")
     expect(page.locator("#ledger-entries .empty")).to_be_visible()
 
     page.click("text=API keys")

