@@ -27,7 +27,7 @@ def test_sign_in_dashboard_keys_and_revoke_work_under_the_csp(page, make_user):
     page.fill("input[name=password]", "password123")
     page.click("button[type=submit]")
     expect(page.locator("h1")).to_have_text("Your wallets")
-    expect(page.locator("#wallet-credit")).to_contain_text("$5.000000")
+    expect(page.locator("#wallet-credit")).to_contain_text("$5.00")
 
     page.click("text=API keys")
     page.fill("input[name=name]", "laptop")
