@@ -6,3 +6,8 @@ from app.user import bp
 @bp.route("/models")
 def marketplace():
     return render("user/models.html")
+
+
+@bp.route("/models/<path:model_id>")
+def model_page(model_id: str):
+    return render("user/models.html")
