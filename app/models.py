@@ -5,3 +5,4 @@ from app.catalog.models import Model, PriceChange  # noqa: F401
 from app.routing.models import Channel, RouteStep  # noqa: F401
 from app.gateway.models import Attempt, Receipt  # noqa: F401
 from app.routing.health import ChannelHealth  # noqa: F401
+from app.audit_trail.models import AuditEvent  # noqa: F401

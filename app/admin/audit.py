@@ -1,0 +1,1 @@
+"""/admin/audit (in progress)."""

@@ -1,0 +1,1 @@
+"""/admin/health (in progress)."""

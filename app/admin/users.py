@@ -1,0 +1,1 @@
+"""/admin/users (in progress)."""
