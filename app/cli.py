@@ -162,6 +162,29 @@ def wallets_topup(email, wallet, amount_usd, memo):
 
 
 @main.group()
+def codes():
+    """Redeem codes that credit a wallet once."""
+
+
+@codes.command("mint", context_settings={"ignore_unknown_options": True})  # "-1" is an amount to refuse
+@click.argument("wallet", type=click.Choice(["credit", "routed"]))
+@click.argument("amount_usd")
+@click.option("--count", default=1, type=click.IntRange(min=1, max=1000), help="How many codes (at most 1000).")
+@click.option("--expires", help="YYYY-MM-DD: the codes stop working at 00:00 UTC on this date.")
+@with_appcontext
+@refuses_bad_input
+def codes_mint(wallet, amount_usd, count, expires):
+    """Mint codes worth AMOUNT_USD on a credit or routed wallet; prints one code per line, shown only now."""
+    from app.billing.codes import mint_codes
+    from app.billing.pricing import format_usd, parse_usd
+    amount = parse_usd(amount_usd)
+    minted = mint_codes(wallet, amount, count=count, expires_at=_date(expires))
+    click.echo("\n".join(minted))
+    click.echo(f"minted {len(minted)} code(s) worth ${format_usd(amount)} each on the {wallet} wallet"
+               f"{f', expiring {expires}' if expires else ''}; store them now, they are not shown again", err=True)
+
+
+@main.group()
 def ledger():
     """Audit the ledger."""
 

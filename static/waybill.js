@@ -15,6 +15,13 @@
     });
   });
 
+  // Filter forms send only the fields that are set, so a pushed URL reads /receipts?fallback=yes, not ?status=&model=&...
+  document.addEventListener("htmx:configRequest", function (event) {
+    if (event.detail.verb !== "get") return;
+    var params = event.detail.parameters;
+    Object.keys(params).forEach(function (name) { if (params[name] === "") delete params[name]; });
+  });
+
   // Live panels poll only while the tab is visible: a hidden tab's polls are dropped,
   // and the panel refreshes once when the tab comes back (hx-trigger "..., visible").
   document.addEventListener("htmx:beforeRequest", function (event) {

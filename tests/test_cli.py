@@ -145,3 +145,35 @@ def test_sqlite_database_is_in_wal_mode_with_a_busy_timeout(tmp_path):
             assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
             assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30_000
         db.engine.dispose()
+
+
+def test_codes_mint_prints_one_code_per_line_and_stores_only_hashes(run_cli, database_url):
+    import hashlib
+    result = run_cli("codes", "mint", "routed", "2.50", "--count", "3", "--expires", "2099-01-01")
+    codes = result.stdout.splitlines()
+    assert len(codes) == 3 and len(set(codes)) == 3
+    assert all(re.fullmatch(r"WB(-[0-9A-HJKMNP-TV-Z]{4}){4}", code) for code in codes)
+    assert "minted 3 code(s) worth $2.500000 each on the routed wallet" in result.stderr
+    assert _scalar(database_url, "SELECT count(*) FROM redeem_code WHERE wallet_kind = 'routed' AND amount = 2500000 "
+                                 "AND expires_at IS NOT NULL AND redeemed_at IS NULL") == 3
+    for code in codes:  # neither the code nor its plain hash is stored: only the hash of its normalised form
+        assert _scalar(database_url, "SELECT count(*) FROM redeem_code WHERE code_hash = :c OR prefix = :c "
+                                     "OR code_hash = :h", c=code, h=hashlib.sha256(code.encode()).hexdigest()) == 0
+    assert len(run_cli("codes", "mint", "credit", "1").stdout.splitlines()) == 1
+
+
+@pytest.mark.parametrize("args, message", [
+    (["gold", "1"], "'gold' is not one of 'credit', 'routed'"),
+    (["credit", "0"], "above zero"),
+    (["credit", "-1"], "cannot be negative"),
+    (["credit", "1.0000001"], "more precision than one micro-USD"),
+    (["credit", "1000001"], "more than the maximum"),
+    (["credit", "1", "--count", "1001"], "1<=x<=1000"),
+    (["credit", "1", "--count", "0"], "1<=x<=1000"),
+    (["credit", "1", "--expires", "2001-01-01"], "already passed"),
+    (["credit", "1", "--expires", "soon"], "is not a date"),
+])
+def test_codes_mint_refuses_bad_input_and_mints_nothing(run_cli, database_url, args, message):
+    result = run_cli("codes", "mint", *args, check_rc=2)
+    assert message in result.stderr and result.stdout == ""
+    assert _scalar(database_url, "SELECT count(*) FROM redeem_code") == 0

@@ -172,6 +172,11 @@ def issue_key(user: User, name: str = "default", models: list[str] | None = None
     return IssuedKey(key=key, secret=secret)
 
 
+def keys_of(user_id: int) -> list[ApiKey]:
+    """A user's keys, newest first, revoked and expired ones included."""
+    return list(db.session.scalars(db.select(ApiKey).where(ApiKey.user_id == user_id).order_by(ApiKey.id.desc())))
+
+
 def verify_key(secret: str, now: datetime | None = None) -> ApiKey | None:
     """Return the usable key matching a presented secret, else None."""
     row = db.session.execute(db.select(ApiKey, User.disabled).join(User, User.id == ApiKey.user_id)

@@ -106,3 +106,24 @@ class LedgerEntry(db.Model):
     hold_id: Mapped[int | None] = mapped_column(ForeignKey("hold.id"), index=True, default=None)
     memo: Mapped[str] = mapped_column(String(200), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RedeemCode(db.Model):
+    """A code worth an amount on one kind of wallet, redeemable once; only its SHA-256 is stored, like an API key."""
+
+    __tablename__ = "redeem_code"
+    __table_args__ = (CheckConstraint("amount > 0", name="amount_positive"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # The first characters, enough to recognise a code in a memo or an admin list, too few to use it.
+    prefix: Mapped[str] = mapped_column(String(16))
+    wallet_kind: Mapped[str] = mapped_column(String(10))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # None: minted on the command line, which acts for no user.
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("user.id"), default=None)
+    expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    redeemed_at: Mapped[datetime | None] = mapped_column(default=None, index=True)
+    redeemed_by: Mapped[int | None] = mapped_column(ForeignKey("user.id"), default=None, index=True)
+    ledger_entry_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_entry.id"), default=None)

@@ -1,10 +1,16 @@
-"""The API keys page at /keys: create, list and revoke."""
+"""The API keys page at /keys: create (scope, lanes, limits), list with spend, and revoke."""
 from __future__ import annotations
 
 from flask import abort, flash
 from flask_login import current_user
+from sqlalchemy import func
 
-from app.accounts.service import issue_key, revoke_key
+from app.accounts.service import issue_key, keys_of, revoke_key
+from app.errors import ServiceError
+from app.extensions import db
+from app.gateway.catalog import ListedModel, models_for
+from app.gateway.models import Receipt
+from app.gateway.principal import Principal
 from app.rendering import render
 from app.user import bp
 from app.user.forms import NewKeyForm, RevokeKeyForm
@@ -12,21 +18,40 @@ from app.user.forms import NewKeyForm, RevokeKeyForm
 
 @bp.route("/keys", methods=["GET", "POST"])
 def keys():
-    form, issued = NewKeyForm(), None
-    if form.validate_on_submit():
-        issued = issue_key(current_user, name=form.name.data, lanes=form.lanes.data)
-    return _keys_page(form, issued)
+    scopeable = _scopeable_models()
+    form = NewKeyForm(scopeable)
+    if not form.validate_on_submit():
+        return _keys_page(form, status=422 if form.is_submitted() else 200)
+    try:
+        issued = issue_key(current_user, **form.key_settings(), known_models={m.id for m in scopeable})
+    except ServiceError as exc:
+        form.form_errors.append(str(exc))
+        return _keys_page(form, status=422)
+    return _keys_page(NewKeyForm(scopeable, formdata=None), issued=issued)
 
 
 @bp.route("/keys/<int:key_id>/revoke", methods=["POST"])
 def revoke(key_id: int):
     if not RevokeKeyForm().validate_on_submit() or not revoke_key(current_user.id, key_id):
         abort(404)
-    flash("Key revoked. Requests with it now get 401.", "info")  # render sends it out of band to htmx
-    return _keys_page(NewKeyForm(formdata=None))
+    flash("Key revoked. Requests with it now get 401.", "success")  # render sends it out of band to htmx
+    return _keys_page(NewKeyForm(_scopeable_models(), formdata=None))
 
 
-def _keys_page(form: NewKeyForm, issued=None):
-    """The keys page, or its fragment: the user's keys, the new-key form, and a just-issued secret."""
-    return render("user/keys.html", "user/_keys.html", form=form, issued=issued,
-                  revoke_form=RevokeKeyForm(), keys=current_user.api_keys)
+def _scopeable_models() -> list[ListedModel]:
+    """The models a key can be limited to: every published model with a route, as the signed-in user sees them."""
+    return models_for(Principal(user_id=current_user.id, api_key_id=None))
+
+
+def spend_by_key(user_id: int) -> dict[int, int]:
+    """What each of a user's keys has been charged in all, in micro-USD, from its receipts."""
+    rows = db.session.execute(db.select(Receipt.api_key_id, func.sum(Receipt.charge))
+                              .where(Receipt.user_id == user_id, Receipt.api_key_id.is_not(None))
+                              .group_by(Receipt.api_key_id))
+    return {key_id: int(total or 0) for key_id, total in rows}
+
+
+def _keys_page(form: NewKeyForm, issued=None, status: int = 200):
+    """The keys page, or its fragment: a just-issued secret, the new-key form, and the user's keys."""
+    return render("user/keys.html", "user/_keys.html", status=status, form=form, issued=issued,
+                  keys=keys_of(current_user.id), spent=spend_by_key(current_user.id))

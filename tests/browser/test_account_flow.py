@@ -15,18 +15,28 @@ def test_signup_wallets_and_key_lifecycle(page, app, tmp_path):
     expect(page.locator("h1")).to_have_text("Your wallets")
     expect(page.locator("#wallet-credit")).to_contain_text("$0.00")
     expect(page.locator("#wallet-routed")).to_contain_text("$0.00")
-    expect(page.locator("#ledger-entries .empty")).to_be_visible()
+    expect(page.locator("#latest-receipts .empty")).to_be_visible()
+    page.goto("/wallets/credit")
+    expect(page.locator("#ledger .empty")).to_be_visible()
 
     page.click("text=API keys")
-    expect(page.locator("#api-keys .empty")).to_be_visible()
+    expect(page.locator("#api-keys > .empty")).to_contain_text("No keys yet")
+    expect(page.locator("details.new-key")).to_have_attribute("open", "")  # no key yet: the form is unfolded
     page.fill("input[name=name]", "laptop")
-    page.click("text=Create key")  # an htmx POST: the CSRF token travels in X-CSRFToken
+    page.uncheck("input[name=lanes][value=routed]")  # a single-lane key: Credit at official prices only
+    page.click("button:has-text('Create key')")  # an htmx POST: the CSRF token travels in X-CSRFToken
     secret = page.locator("#new-key-secret")
     expect(secret).to_contain_text("wb-")
+    expect(page.locator("button[data-copy='#new-key-secret']")).to_be_visible()
     assert page.url.endswith("/keys")
     db.session.rollback()
     key = db.session.scalar(db.select(ApiKey).where(ApiKey.name == "laptop"))
     assert secret.inner_text().strip()[:10] == key.prefix
+    assert key.lanes == ["official"] and key.models is None
+    row = page.locator(f"#key-{key.id}")
+    expect(row).to_contain_text("all models")
+    expect(row.locator(".lane-official")).to_be_visible()
+    expect(row.locator(".lane-routed")).to_have_count(0)
     page.screenshot(path=str(tmp_path / "keys.png"))
 
     page.once("dialog", lambda dialog: dialog.accept())
