@@ -10,14 +10,14 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, update
+from sqlalchemy import bindparam, func, update
 from sqlalchemy.exc import IntegrityError
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from app.accounts.models import ApiKey, User, new_session_nonce
 from app.billing.models import LANES
 from app.billing.wallets import open_wallets
-from app.database import utcnow, write_transaction
+from app.database import execute, utcnow, write_transaction
 from app.errors import ServiceError
 from app.extensions import db
 from app.runtime import TtlCache, runtime
@@ -209,9 +209,15 @@ class KeyGrant:
     spend_cap: int | None
 
 
-KEY_CACHE_TTL_S = 1.0  # a revoked or changed key takes effect within this on every worker
+KEY_CACHE_TTL_S = 1.0  # a changed key's lanes, models and limits take effect within this on every worker
 LAST_USED_EVERY_S = 60  # last_used_at is written at most this often per key
 NOT_FOUND = object()
+
+
+# Checked on every request, even with a cached grant: a revoked key or a disabled user is refused at once
+# on every worker and node (one primary-key read), while the key's facts stay cached.
+STILL_ALLOWED = (db.select(ApiKey.id).join(User, User.id == ApiKey.user_id)
+                 .where(ApiKey.id == bindparam("key"), ApiKey.revoked.is_(False), User.disabled.is_(False)))
 
 
 def _grants() -> TtlCache:
@@ -228,6 +234,8 @@ def lookup_key(secret: str) -> KeyGrant | None:
             key.user_id, key.id, tuple(key.lanes or LANES), tuple(key.models) if key.models is not None else None,
             key.rpm_limit, key.spend_cap)
         _grants().put(digest, grant)
+    elif grant is not None and execute(STILL_ALLOWED, {"key": grant.key_id}).first() is None:
+        return None
     if grant is not None:
         _note_use(grant.key_id)
     return grant

@@ -42,6 +42,7 @@ class EntryKind(str, enum.Enum):
 
     TOPUP = "topup"
     CHARGE = "charge"
+    REFUND = "refund"
 
 
 class Wallet(db.Model):

@@ -51,3 +51,11 @@ def receipts_of_entries(entries: Iterable) -> dict[int, str]:
     rows = db.session.execute(db.select(Receipt.ledger_entry_id, Receipt.id).where(
         Receipt.hold_id.in_(holds), Receipt.ledger_entry_id.is_not(None)))
     return {entry_id: receipt_id for entry_id, receipt_id in rows}
+
+
+def charged_by_key(user_id: int) -> dict[int, int]:
+    """What each of a user's keys has been charged in all, in micro-USD, from its receipts."""
+    rows = db.session.execute(db.select(Receipt.api_key_id, func.sum(Receipt.charge))
+                              .where(Receipt.user_id == user_id, Receipt.api_key_id.is_not(None))
+                              .group_by(Receipt.api_key_id))
+    return {key_id: int(total or 0) for key_id, total in rows}

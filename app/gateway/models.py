@@ -55,6 +55,9 @@ class Receipt(db.Model):
     error_message: Mapped[str | None] = mapped_column(Text, default=None)
     hold_id: Mapped[int | None] = mapped_column(ForeignKey("hold.id"), default=None, index=True)
     ledger_entry_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_entry.id"), default=None)
+    # An admin's answer to a flagged receipt (review, underpaid): confirmed or refunded, and when.
+    reviewed_at: Mapped[datetime | None] = mapped_column(default=None)
+    review_outcome: Mapped[str | None] = mapped_column(String(10), default=None)
 
     attempts: Mapped[list[Attempt]] = relationship(order_by="Attempt.id", cascade="all, delete-orphan")
 

@@ -17,6 +17,7 @@ from app.catalog.sync import token_limit, update_prices
 from app.database import write_transaction
 from app.errors import ServiceError
 from app.extensions import db
+from app.routing.base_url import base_url_problem
 from app.routing.health import clear_key_rejected
 from app.routing.keys import resolve_key, store_key
 from app.routing.planner import forget_cached_routes
@@ -54,13 +55,24 @@ class _Checker:
 
     def __init__(self, filename: str):
         self.filename = filename
-        self.problems: list[str] = []
+        self.found: list[tuple[str, str, str]] = []  # (entry, field, message)
 
     def fail(self, entry: str, field_name: str, message: str) -> None:
-        self.problems.append(f"{self.filename}: {entry}: field {field_name!r}: {message}")
+        self.found.append((entry, field_name, message))
+
+    @property
+    def problems(self) -> list[str]:
+        return [f"{self.filename}: {entry}: field {name!r}: {message}" for entry, name, message in self.found]
+
+    def by_field(self) -> dict[str, list[str]]:
+        """The messages keyed by field name, for a form that shows each beside its field."""
+        fields: dict[str, list[str]] = {}
+        for _entry, name, message in self.found:
+            fields.setdefault(name, []).append(message)
+        return fields
 
     def raise_if_any(self) -> None:
-        if self.problems:
+        if self.found:
             raise ConfigError("\n".join(self.problems))
 
 
@@ -146,7 +158,8 @@ def _multiplier_field(check: _Checker, entry: str, table: dict) -> str:
     """The multiplier as the exact decimal text a channel stores."""
     value = table.get("price_multiplier", 1.0)
     try:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        # A Decimal comes from a form, never from TOML; it keeps the typed digits exact.
+        if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
             raise ValueError(f"must be a number, got {value!r}")
         parse_multiplier(value)
     except ValueError as exc:
@@ -213,33 +226,50 @@ def _parse_channels(check: _Checker, tables: list) -> dict[str, dict]:
     channels: dict[str, dict] = {}
     for index, table in enumerate(tables):
         entry = _entry_name("channels", index, table, "name")
-        _unknown_fields(check, entry, table, CHANNEL_FIELDS)
-        name = _column_text(check, entry, table, "name", Channel.name)
-        if name and not SLUG.fullmatch(name):
-            check.fail(entry, "name", "must be a slug: lowercase letters, digits, '.', '_' or '-'")
-        if name in channels:
-            check.fail(entry, "name", f"duplicate channel name {name!r}")
-        provider = _column_text(check, entry, table, "provider", Channel.provider)
-        if provider and provider not in PROVIDERS:
-            check.fail(entry, "provider", f"unknown provider {provider!r} ({', '.join(PROVIDERS)})")
-        lane = _column_text(check, entry, table, "lane", Channel.lane)
-        if lane and lane not in LANES:
-            check.fail(entry, "lane", f"unknown lane {lane!r} (official or routed)")
-        base_url = _column_text(check, entry, table, "base_url", Channel.base_url)
-        if base_url and not base_url.startswith(("http://", "https://")):
-            check.fail(entry, "base_url", "must start with http:// or https://")
-        if "api_key" in table and "api_key_env" in table:
-            check.fail(entry, "api_key", "give api_key or api_key_env, not both")
-        api_key = _text_field(check, entry, table, "api_key", MAX_API_KEY_LENGTH, required=False)
-        api_key_env = _column_text(check, entry, table, "api_key_env", Channel.api_key_env, required=False)
-        channels[name] = {
-            "name": name, "label": _column_text(check, entry, table, "label", Channel.label, required=False) or name,
-            "provider": provider, "base_url": base_url, "api_key": api_key, "api_key_env": api_key_env,
-            "lane": lane, "price_multiplier": _multiplier_field(check, entry, table),
-            "timeout_s": _timeout_field(check, entry, table), "enabled": _bool_field(check, entry, table, "enabled"),
-            "model_map": _model_map_field(check, entry, table),
-        }
+        values = _parse_channel(check, entry, table)
+        if values["name"] in channels:
+            check.fail(entry, "name", f"duplicate channel name {values['name']!r}")
+        channels[values["name"]] = values
     return channels
+
+
+def check_channel(table: dict) -> tuple[dict, dict[str, list[str]]]:
+    """Check one channel spelled as a config file's [[channels]] table: (its values, problems by field).
+
+    The admin form's channels pass the same checks and bounds as imported ones.
+    """
+    check = _Checker("form")
+    values = _parse_channel(check, "channel", table)
+    return values, check.by_field()
+
+
+def _parse_channel(check: _Checker, entry: str, table: dict) -> dict:
+    """One [[channels]] table's values, every problem reported to check."""
+    _unknown_fields(check, entry, table, CHANNEL_FIELDS)
+    name = _column_text(check, entry, table, "name", Channel.name)
+    if name and not SLUG.fullmatch(name):
+        check.fail(entry, "name", "must be a slug: lowercase letters, digits, '.', '_' or '-'")
+    provider = _column_text(check, entry, table, "provider", Channel.provider)
+    if provider and provider not in PROVIDERS:
+        check.fail(entry, "provider", f"unknown provider {provider!r} ({', '.join(PROVIDERS)})")
+    lane = _column_text(check, entry, table, "lane", Channel.lane)
+    if lane and lane not in LANES:
+        check.fail(entry, "lane", f"unknown lane {lane!r} (official or routed)")
+    base_url = _column_text(check, entry, table, "base_url", Channel.base_url)
+    problem = base_url_problem(base_url) if base_url else None
+    if problem:
+        check.fail(entry, "base_url", problem)
+    if "api_key" in table and "api_key_env" in table:
+        check.fail(entry, "api_key", "give api_key or api_key_env, not both")
+    api_key = _text_field(check, entry, table, "api_key", MAX_API_KEY_LENGTH, required=False)
+    api_key_env = _column_text(check, entry, table, "api_key_env", Channel.api_key_env, required=False)
+    return {
+        "name": name, "label": _column_text(check, entry, table, "label", Channel.label, required=False) or name,
+        "provider": provider, "base_url": base_url, "api_key": api_key, "api_key_env": api_key_env,
+        "lane": lane, "price_multiplier": _multiplier_field(check, entry, table),
+        "timeout_s": _timeout_field(check, entry, table), "enabled": _bool_field(check, entry, table, "enabled"),
+        "model_map": _model_map_field(check, entry, table),
+    }
 
 
 def _parse_routes(check: _Checker, tables: list, model_ids: set[str], channel_names: set[str]) -> dict[str, list[str]]:

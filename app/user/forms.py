@@ -4,35 +4,16 @@ from __future__ import annotations
 from datetime import datetime, time, timedelta
 
 from flask_wtf import FlaskForm
-from wtforms import DateField, IntegerField, SelectChoice, SelectMultipleField, StringField
+from wtforms import DateField, IntegerField, SelectChoice, StringField
 from wtforms.validators import DataRequired, Length, NumberRange, Optional, ValidationError
-from wtforms.widgets import CheckboxInput, ListWidget
 
 from app.accounts.service import MAX_RPM
-from app.billing.pricing import MAX_AMOUNT_MICROS, parse_usd, usd_limit
+from app.billing.pricing import MAX_AMOUNT_MICROS, usd_limit
 from app.database import utcnow
+from app.form_fields import CheckboxesField, UsdField
 
 LANE_CHOICES = [SelectChoice("official", "paid from Credit at the official price"),
                 SelectChoice("routed", "paid from the routed balance at the channel's price")]
-
-
-class UsdField(StringField):
-    """A USD amount typed as text, kept exactly as micro-USD; None when left empty."""
-
-    def process_formdata(self, valuelist):
-        text = valuelist[0].strip() if valuelist else ""
-        # parse_usd's ValueError becomes this field's error, with the typed text kept in the box.
-        self.data = parse_usd(text, MAX_AMOUNT_MICROS, kind="a USD amount") if text else None
-
-    def _value(self) -> str:
-        return self.raw_data[0] if self.raw_data else ""
-
-
-class CheckboxesField(SelectMultipleField):
-    """Several choices as checkboxes; never `required` in HTML, which would demand every box ticked."""
-
-    widget = ListWidget(prefix_label=False)
-    option_widget = CheckboxInput()
 
 
 class NewKeyForm(FlaskForm):

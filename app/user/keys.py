@@ -3,13 +3,11 @@ from __future__ import annotations
 
 from flask import abort, flash
 from flask_login import current_user
-from sqlalchemy import func
 
 from app.accounts.service import issue_key, keys_of, revoke_key
 from app.errors import ServiceError
-from app.extensions import db
+from app.gateway.activity import charged_by_key
 from app.gateway.catalog import ListedModel, models_for
-from app.gateway.models import Receipt
 from app.gateway.principal import Principal
 from app.rendering import render
 from app.user import bp
@@ -43,15 +41,7 @@ def _scopeable_models() -> list[ListedModel]:
     return models_for(Principal(user_id=current_user.id, api_key_id=None))
 
 
-def spend_by_key(user_id: int) -> dict[int, int]:
-    """What each of a user's keys has been charged in all, in micro-USD, from its receipts."""
-    rows = db.session.execute(db.select(Receipt.api_key_id, func.sum(Receipt.charge))
-                              .where(Receipt.user_id == user_id, Receipt.api_key_id.is_not(None))
-                              .group_by(Receipt.api_key_id))
-    return {key_id: int(total or 0) for key_id, total in rows}
-
-
 def _keys_page(form: NewKeyForm, issued=None, status: int = 200):
     """The keys page, or its fragment: a just-issued secret, the new-key form, and the user's keys."""
     return render("user/keys.html", "user/_keys.html", status=status, form=form, issued=issued,
-                  keys=keys_of(current_user.id), spent=spend_by_key(current_user.id))
+                  keys=keys_of(current_user.id), spent=charged_by_key(current_user.id))
