@@ -16,7 +16,24 @@ from sqlalchemy import create_engine, text
 from werkzeug.serving import make_server
 
 ROOT = Path(__file__).resolve().parent.parent
-POSTGRES_URL = os.environ.get("WAYBILL_TEST_DATABASE_URL")
+
+
+def _database_of_this_worker(url: str | None) -> str | None:
+    """Under pytest-xdist each worker truncates and fills its own PostgreSQL database, made fresh here."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not url or not worker:
+        return url
+    root, name = url.rsplit("/", 1)
+    own = f"{name}_{worker}"
+    engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{own}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{own}"'))
+    engine.dispose()
+    return f"{root}/{own}"
+
+
+POSTGRES_URL = _database_of_this_worker(os.environ.get("WAYBILL_TEST_DATABASE_URL"))
 
 # Secrets are fixed for the run so subprocesses (the CLI, servers) decrypt what tests stored.
 os.environ.setdefault("WAYBILL_SECRET_KEY", "test-secret-key")

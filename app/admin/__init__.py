@@ -15,4 +15,4 @@ def admin_required():
         abort(403)
 
 
-from app.admin import audit, catalog, channels, health, overview, review, routes, users  # noqa: E402,F401
+from app.admin import audit, catalog, channels, codes, health, overview, review, routes, users  # noqa: E402,F401

@@ -6,12 +6,14 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Iterator
 
 from sqlalchemy import update
 
 from app.accounts.throttle import Counter, Throttled, count_attempt, take_back_one
+from app.audit_trail.service import record_change
 from app.billing.models import RedeemCode, WalletKind
-from app.billing.pricing import MAX_AMOUNT_MICROS, usd_limit
+from app.billing.pricing import MAX_AMOUNT_MICROS, format_usd, usd_limit
 from app.billing.wallets import PostedEntry, credit, wallet_ids
 from app.database import execute, utcnow, write_transaction
 from app.errors import ServiceError
@@ -128,3 +130,89 @@ def _redeem(user_id: int, text: str) -> Redeemed:
                        memo=f"redeem code {redacted(claimed.prefix)}")
         execute(update(RedeemCode.__table__).where(codes.id == claimed.id).values(ledger_entry_id=entry.id))
     return Redeemed(claimed.wallet_kind, claimed.amount, entry)
+
+
+CODES_PAGE_SIZE = 50
+CODE_STATES = ("unused", "used", "expired")
+CSV_BATCH = 500
+
+
+@dataclass(frozen=True)
+class CodeRow:
+    """One code as an admin lists it: never the code, only its prefix, with who made and who used it."""
+
+    code: RedeemCode
+    created_by: str | None
+    redeemed_by: str | None
+    state: str
+
+
+def mint_batch(admin_id: int, wallet_kind: str, amount: int, count: int,
+               expires_at: datetime | None = None) -> list[str]:
+    """Mint codes for an admin and audit the batch (count, amount, wallet, expiry; never the codes)."""
+    with write_transaction():
+        codes = mint_codes(wallet_kind, amount, count, expires_at, created_by=admin_id)
+        record_change(admin_id, "codes_minted", f"{count} {wallet_kind} code{'s' if count != 1 else ''}", None,
+                      {"count": count, "amount": amount, "wallet": wallet_kind,
+                       "expires": expires_at.strftime("%Y-%m-%d") if expires_at else None})
+    return codes
+
+
+def _codes_select(state: str = ""):
+    """Codes newest first, narrowed to one state (unused, used, expired) or all."""
+    now, codes = utcnow(), RedeemCode
+    select = db.select(RedeemCode).order_by(codes.id.desc())
+    unexpired = codes.expires_at.is_(None) | (codes.expires_at > now)
+    if state == "used":
+        select = select.where(codes.redeemed_at.is_not(None))
+    elif state == "unused":
+        select = select.where(codes.redeemed_at.is_(None), unexpired)
+    elif state == "expired":
+        select = select.where(codes.redeemed_at.is_(None), ~unexpired)
+    return select
+
+
+def _rows(codes: list[RedeemCode]) -> list[CodeRow]:
+    """Codes with their creator's and redeemer's emails, looked up in one query."""
+    from app.accounts.models import User  # accounts sits beside billing: imported only where a list names people
+    ids = {code.created_by for code in codes} | {code.redeemed_by for code in codes}
+    ids.discard(None)
+    emails = dict(db.session.execute(db.select(User.id, User.email).where(User.id.in_(ids))).all()) if ids else {}
+    now = utcnow()
+    return [CodeRow(code, emails.get(code.created_by), emails.get(code.redeemed_by), _state(code, now))
+            for code in codes]
+
+
+def _state(code: RedeemCode, now: datetime) -> str:
+    if code.redeemed_at is not None:
+        return "used"
+    return "expired" if code.expires_at is not None and code.expires_at <= now else "unused"
+
+
+def list_codes(state: str = "", page: int = 1, per_page: int = CODES_PAGE_SIZE) -> tuple[object, list[CodeRow]]:
+    """A page of codes in one state (or all), as (pagination, rows)."""
+    pagination = db.paginate(_codes_select(state), page=max(page, 1), per_page=per_page, error_out=False)
+    return pagination, _rows(pagination.items)
+
+
+def codes_csv(state: str = "") -> Iterator[list[str]]:
+    """Every code in a state as CSV rows, header first: prefixes, never codes."""
+    yield ["prefix", "wallet", "amount_usd", "state", "created_at", "created_by", "expires_at",
+           "redeemed_at", "redeemed_by"]
+    offset = 0
+    while batch := list(db.session.scalars(_codes_select(state).limit(CSV_BATCH).offset(offset))):
+        offset += len(batch)
+        for row in _rows(batch):
+            code = row.code
+            yield [redacted(code.prefix), code.wallet_kind, format_usd(code.amount), row.state,
+                   _iso(code.created_at), _inert(row.created_by or "command line"), _iso(code.expires_at),
+                   _iso(code.redeemed_at), _inert(row.redeemed_by or "")]
+
+
+def _iso(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ") if moment else ""
+
+
+def _inert(text: str) -> str:
+    """Text a spreadsheet shows as text: a leading quote keeps a formula-like email from running."""
+    return f"'{text}" if text.startswith(("=", "+", "-", "@", "\t", "\r")) else text

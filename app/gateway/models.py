@@ -19,7 +19,9 @@ class Receipt(db.Model):
 
     __tablename__ = "receipt"
     __table_args__ = (Index("ix_receipt_user_created", "user_id", "created_at"),
-                      Index("ix_receipt_key_created", "api_key_id", "created_at"))
+                      Index("ix_receipt_key_created", "api_key_id", "created_at"),
+                      # The admin health board reads recent attempts by this range alone.
+                      Index("ix_receipt_created", "created_at"))
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("user.id"))

@@ -13,7 +13,8 @@ from app.catalog.models import Model
 from app.database import utcnow, write_transaction
 from app.errors import ServiceError
 from app.extensions import db
-from app.providers.base import Completion, ErrorClass, UpstreamCall, UpstreamError
+from app.gateway.receipts import error_label
+from app.providers.base import Completion, UpstreamCall, UpstreamError
 from app.providers.registry import adapter_for
 from app.routing import health as channel_health
 from app.routing.admin import channel_info, get_channel
@@ -22,19 +23,6 @@ from app.routing.planner import undated
 
 PROBE_TEXT = "ping"
 PROBE_MAX_TOKENS = 1
-
-# An attempt's error class in words, for the admin reading the result.
-ERROR_WORDS = {
-    ErrorClass.TIMEOUT: "timed out",
-    ErrorClass.CONNECT: "could not connect",
-    ErrorClass.UPSTREAM_5XX: "upstream server error",
-    ErrorClass.RATE_LIMITED: "rate limited",
-    ErrorClass.KEY_REJECTED: "key rejected",
-    ErrorClass.MODEL_MISMATCH: "model not found upstream",
-    ErrorClass.BAD_RESPONSE: "unreadable answer",
-    ErrorClass.CLIENT_ERROR: "request refused as malformed",
-}
-
 
 class ProbeRefused(ServiceError):
     """The channel cannot be tested as it stands (no key, no mapping); nothing was sent."""
@@ -57,7 +45,7 @@ class ProbeResult:
 
     @property
     def error_words(self) -> str | None:
-        return ERROR_WORDS.get(self.error_class, self.error_class) if self.error_class else None
+        return error_label(self.error_class) if self.error_class else None
 
 
 def probe_channel(actor_id: int | None, channel_id: int, model_id: str | None = None) -> ProbeResult:

@@ -197,3 +197,12 @@ def clear_key_rejected(channel_id: int) -> None:
                                    probe_until=None)
                            .execution_options(synchronize_session=False))
     forget_cached_health()
+
+
+def reset_cooldown(channel_id: int) -> None:
+    """An admin ended the channel's cooldown and failure run: the next request tries it; a rejected key stays so."""
+    with write_transaction():
+        db.session.execute(update(ChannelHealth).where(ChannelHealth.channel_id == channel_id)
+                           .values(cooldown_until=None, probe_until=None, trips=0, consecutive_failures=0)
+                           .execution_options(synchronize_session=False))
+    forget_cached_health()

@@ -215,7 +215,7 @@ def test_the_test_button_records_health_and_charges_nobody(admin, gateway):
     response = _post(admin, f"/admin/channels/{channel.id}/test", {"model": "gpt-4o-mini"}, htmx=True)
     html = response.get_data(as_text=True)
     assert response.status_code == 200 and f'id="channel-test-{channel.id}"' in html
-    assert "Failed" in html and "503" in html and "upstream server error" in html and "upstream_5xx" in html
+    assert "Failed" in html and "503" in html and "upstream server error" in html.lower() and "upstream_5xx" in html
     db.session.rollback()
     health = db.session.get(ChannelHealth, channel.id)
     assert (health.consecutive_failures, health.last_error_class) == (1, "upstream_5xx")
