@@ -72,7 +72,8 @@ def seed_demo(base_url: str, simulator_root: str) -> list[str]:
     upgrade_schema()
     sync_catalog()
     with write_transaction():
-        for model in db.session.scalars(db.select(Model).where(~Model.published)):
+        # Only routed models are published: a published model with no route would answer 503.
+        for model in db.session.scalars(db.select(Model).where(~Model.published, Model.id.in_(DEMO_ROUTES))):
             model.published = True
     apply_config(demo_config(simulator_root), "demo")
     _ensure_user(*ADMIN, is_admin=True)

@@ -69,13 +69,15 @@ def migrated_template(tmp_path_factory, instance_dir) -> str:
     return str(path)
 
 
-def _truncate_postgres(url: str) -> None:
+def _empty_postgres(url: str) -> None:
+    """Delete every row and restart every sequence: on tables this small, far quicker than TRUNCATE."""
     from app.extensions import db
     import app.models  # noqa: F401
-    tables = ", ".join(f'"{t.name}"' for t in db.metadata.sorted_tables)
+    children_first = [table.name for table in reversed(db.metadata.sorted_tables)]
     engine = create_engine(url)
     with engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        conn.execute(text("; ".join(f'DELETE FROM "{name}"' for name in children_first)))
+        conn.execute(text("SELECT setval(c.oid, 1, false) FROM pg_class c WHERE c.relkind = 'S'"))
     engine.dispose()
 
 
@@ -83,7 +85,7 @@ def _truncate_postgres(url: str) -> None:
 def database_url(migrated_template, tmp_path) -> str:
     """A URL to an empty, migrated database of this test's own."""
     if POSTGRES_URL:
-        _truncate_postgres(POSTGRES_URL)
+        _empty_postgres(POSTGRES_URL)
         return POSTGRES_URL
     path = tmp_path / "waybill.db"
     shutil.copy(migrated_template, path)

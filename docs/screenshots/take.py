@@ -18,7 +18,7 @@ import openai
 import requests
 from playwright.sync_api import sync_playwright
 
-from app.demo import USER
+from app.demo import ADMIN, USER
 from app.simulator.server import set_remote_fault
 
 HERE = Path(__file__).parent
@@ -74,28 +74,40 @@ def make_traffic(base: str, simulator: str, key: str) -> dict[str, str]:
     return {"receipt": f"/receipts/{served.headers['X-Waybill-Receipt']}", "receipt-failed": f"/receipts/{failed}"}
 
 
+ADMIN_PAGES = {"admin": "/admin/", "admin-channels": "/admin/channels", "admin-channel": "/admin/channels/1",
+               "admin-routes": "/admin/routes", "admin-health": "/admin/health", "admin-users": "/admin/users",
+               "admin-user": "/admin/users/2", "admin-codes": "/admin/codes", "admin-review": "/admin/review",
+               "admin-catalog": "/admin/catalog", "admin-audit": "/admin/audit"}
+
+
 def shoot(base: str, receipts: dict[str, str], only: list[str]) -> None:
+    user_pages = {"dashboard": "/", "marketplace": "/models", "model": "/models/gpt-4o-mini",
+                  "receipts": "/receipts", **receipts, "wallet": "/wallets/credit", "keys": "/keys"}
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
-        for width_name, width in WIDTHS.items():
-            context = browser.new_context(base_url=base, viewport={"width": width, "height": 900})
-            page = context.new_page()
-            page.goto("/login")
-            page.fill("input[name=email]", USER[0])
-            page.fill("input[name=password]", USER[1])
-            page.click("button[type=submit]")
-            page.wait_for_url(f"{base}/")
-            pages = {"dashboard": "/", "marketplace": "/models", "model": "/models/gpt-4o-mini",
-                     "receipts": "/receipts", **receipts, "wallet": "/wallets/credit", "keys": "/keys"}
-            for name, path in pages.items():
-                if only and name not in only:
-                    continue
-                page.goto(path)
-                page.wait_for_load_state("networkidle")
-                page.screenshot(path=str(HERE / f"{name}-{width_name}.png"), full_page=True)
-                print(f"{name}-{width_name}.png")
-            context.close()
+        admin_pages = {**ADMIN_PAGES, "admin-receipt": f"/admin{receipts['receipt']}"}
+        for (email, password), pages in ((USER, user_pages), (ADMIN, admin_pages)):
+            for width_name, width in WIDTHS.items():
+                context = browser.new_context(base_url=base, viewport={"width": width, "height": 900})
+                page = context.new_page()
+                page.goto("/login")
+                page.fill("input[name=email]", email)
+                page.fill("input[name=password]", password)
+                page.click("button[type=submit]")
+                page.wait_for_url(f"{base}/")
+                _shoot_pages(page, pages, width_name, only)
+                context.close()
         browser.close()
+
+
+def _shoot_pages(page, pages: dict[str, str], width_name: str, only: list[str]) -> None:
+    for name, path in pages.items():
+        if only and name not in only:
+            continue
+        page.goto(path)
+        page.wait_for_load_state("load")
+        page.screenshot(path=str(HERE / f"{name}-{width_name}.png"), full_page=True)
+        print(f"{name}-{width_name}.png")
 
 
 def main() -> None:
