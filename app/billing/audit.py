@@ -49,6 +49,7 @@ def ledger_violations() -> list[str]:
             problems.append(f"{name}: reserved {wallet.reserved} != open holds {held}")
 
     problems.extend(_charge_entry_violations())
+    problems.extend(_refund_entry_violations())
     return problems
 
 
@@ -85,4 +86,21 @@ def _charge_entry_violations() -> list[str]:
                             f"but charge entries are {found}")
     for hold_id, amounts in charges.items():
         problems.append(f"charge entries {amounts} belong to hold {hold_id}, which is not settled")
+    return problems
+
+
+def _refund_entry_violations() -> list[str]:
+    """Refunds are positive, belong to a settled hold on the same wallet, and never exceed what it charged."""
+    problems = []
+    refunds = db.session.execute(
+        db.select(LedgerEntry.hold_id, LedgerEntry.wallet_id, func.count(), func.sum(LedgerEntry.amount),
+                  func.min(LedgerEntry.amount))
+        .where(LedgerEntry.kind == EntryKind.REFUND.value).group_by(LedgerEntry.hold_id, LedgerEntry.wallet_id))
+    for hold_id, wallet_id, count, total, smallest in refunds:
+        hold = db.session.get(Hold, hold_id) if hold_id is not None else None
+        if hold is None or hold.status != HoldStatus.SETTLED.value or hold.wallet_id != wallet_id:
+            problems.append(f"{count} refund entries on wallet {wallet_id} belong to no settled hold of it (hold {hold_id})")
+        elif smallest <= 0 or total > (hold.charged or 0):
+            problems.append(f"hold {hold_id} (wallet {wallet_id}): refunds {total} exceed its charge {hold.charged} "
+                            "or include a non-positive entry")
     return problems

@@ -44,13 +44,14 @@ def latest_receipts(user_id: int, limit: int = 5) -> list[Receipt]:
 
 def receipts_of_entries(entries: Iterable) -> dict[int, str]:
     """Receipt ids by ledger entry id for entries (with `id` and `hold_id`), in one query for all of them."""
-    # Only charges have a receipt, and a charge carries its hold: the hold index finds the receipts.
+    # Charges and refunds carry their request's hold, and a receipt names its hold: the hold index finds them.
+    entries = list(entries)
     holds = {entry.hold_id for entry in entries if entry.hold_id is not None}
     if not holds:
         return {}
-    rows = db.session.execute(db.select(Receipt.ledger_entry_id, Receipt.id).where(
-        Receipt.hold_id.in_(holds), Receipt.ledger_entry_id.is_not(None)))
-    return {entry_id: receipt_id for entry_id, receipt_id in rows}
+    receipt_of_hold = dict(db.session.execute(
+        db.select(Receipt.hold_id, Receipt.id).where(Receipt.hold_id.in_(holds))).all())
+    return {entry.id: receipt_of_hold[entry.hold_id] for entry in entries if entry.hold_id in receipt_of_hold}
 
 
 def charged_by_key(user_id: int) -> dict[int, int]:

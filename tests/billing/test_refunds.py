@@ -95,3 +95,33 @@ def test_racing_refunds_never_refund_more_than_the_charge(app, charged):
     db.session.rollback()  # a fresh snapshot: the racers committed in their own sessions
     assert refunded_amount(hold_id) == 40_000 and balance(wallet_id) == 1_000_000
     assert_ledger_green()
+
+
+def test_ledger_check_catches_a_refund_beyond_the_charge_written_around_the_service(charged):
+    from app.billing.audit import ledger_violations
+    from app.billing.models import EntryKind
+    from app.billing.wallets import post_entry
+    from app.database import write_transaction
+    hold_id, wallet_id = charged
+    refund(hold_id, 40_000)
+    assert ledger_violations() == []
+    # A bug that skipped the bound: one more refunded micro-dollar, with the wallet kept consistent.
+    with write_transaction():
+        wallet = db.session.get(Wallet, wallet_id)
+        wallet.balance += 1
+        post_entry(wallet_id, EntryKind.REFUND, 1, wallet.balance, "over-refund", hold_id=hold_id)
+    assert any("refunds 40001 exceed its charge 40000" in line for line in ledger_violations())
+
+
+def test_ledger_check_catches_a_refund_with_no_settled_hold(make_user):
+    from app.billing.audit import ledger_violations
+    from app.billing.models import EntryKind
+    from app.billing.wallets import post_entry
+    from app.database import write_transaction
+    user = make_user("stray@example.com", credit_usd="1")
+    wallet = wallet_of(user.id, "credit")
+    with write_transaction():
+        stored = db.session.get(Wallet, wallet.id)
+        stored.balance += 5
+        post_entry(wallet.id, EntryKind.REFUND, 5, stored.balance, "refund of nothing")
+    assert any("belong to no settled hold" in line for line in ledger_violations())

@@ -146,6 +146,18 @@ def test_charges_link_to_their_receipts_in_one_query_for_the_whole_page(gateway,
     assert_ledger_green()
 
 
+def test_a_refund_links_to_the_receipt_it_refunds(gateway, openai_client, login_as):
+    from app.billing.refunds import refund
+    openai_client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+    db.session.rollback()
+    receipt = db.session.scalar(db.select(Receipt))
+    refunded = refund(receipt.hold_id, receipt.charge, memo="goodwill")
+    page = login_as("api@example.com").get("/wallets/credit").get_data(as_text=True)
+    row = re.search(rf'<tr id="entry-{refunded.id}".*?</tr>', page, re.S).group(0)
+    assert "refund" in row and f'href="/receipts/{receipt.id}"' in row
+    assert_ledger_green()
+
+
 def _parse_csv(response) -> list[dict]:
     return list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
 
