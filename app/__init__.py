@@ -33,6 +33,7 @@ def create_app(config: dict | None = None) -> Flask:
 
     from app import models  # noqa: F401  (registers every table with the metadata)
     from app.admin import bp as admin_bp
+    from app.assistant import bp as assistant_bp
     from app.auth import bp as auth_bp
     from app.proxy import bp as proxy_bp
     from app.user import bp as user_bp
@@ -43,6 +44,7 @@ def create_app(config: dict | None = None) -> Flask:
     security.init_app(app)
     app.register_blueprint(auth_bp)
     app.register_blueprint(user_bp)
+    app.register_blueprint(assistant_bp)
     app.register_blueprint(admin_bp, url_prefix="/admin")
     app.register_blueprint(proxy_bp)
     csrf.exempt(proxy_bp)  # bearer keys, never cookies: nothing for a forged form to ride on

@@ -6,3 +6,4 @@ from app.routing.models import Channel, RouteStep  # noqa: F401
 from app.gateway.models import Attempt, Receipt  # noqa: F401
 from app.routing.health import ChannelHealth  # noqa: F401
 from app.audit_trail.models import AuditEvent  # noqa: F401
+from app.assistant.models import ChatMessage, Conversation  # noqa: F401

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 
+import nh3
 from flask import make_response, render_template, session
 from htmx_flask import request
+from markdown_it import MarkdownIt
+from markupsafe import Markup
 
-from app.billing.pricing import MICROS_PER_USD
+from app.billing.pricing import usd_text as usd  # noqa: F401  (the "usd" filter; views import it from here)
 from app.database import utcnow
 
 
@@ -30,16 +32,6 @@ def _flashes_out_of_band(status: int) -> str:
     return render_template("_flashes.html", out_of_band=True)
 
 
-def usd(micros: int | None) -> str:
-    """Jinja filter: micro-USD as dollars, sign first, exact: -$0.000263, $12.50, $1,234.567891."""
-    if micros is None:
-        return "—"
-    dollars = Decimal(abs(micros)) / MICROS_PER_USD
-    # Cents at least, micro-dollars at most: nothing is rounded away, and no trailing zeros past the cents.
-    places = max(2, -dollars.normalize().as_tuple().exponent) if dollars else 2
-    return f"{'-' if micros < 0 else ''}${dollars:,.{places}f}"
-
-
 def ago(moment: datetime | None) -> str:
     """Jinja filter: how long ago, in words: "just now", "3 min ago", "2 h ago", "5 days ago"."""
     if moment is None:
@@ -54,7 +46,22 @@ def ago(moment: datetime | None) -> str:
     return "1 min ago"
 
 
+# Model answers are untrusted: Markdown's raw HTML is off, and nh3 keeps only these tags (no images:
+# an answer must not make the browser fetch anything), with links marked rel="noopener nofollow".
+MARKDOWN = MarkdownIt("commonmark", {"html": False}).enable(["table", "strikethrough"])
+MARKDOWN_TAGS = {"p", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "li", "strong", "em", "del", "code", "pre",
+                 "blockquote", "a", "table", "thead", "tbody", "tr", "th", "td", "hr", "br"}
+
+
+def markdown(text: str | None) -> Markup:
+    """Jinja filter: Markdown as sanitised HTML; raw HTML in the text comes out as text."""
+    html = MARKDOWN.render(text or "")
+    return Markup(nh3.clean(html, tags=MARKDOWN_TAGS, attributes={"a": {"href", "title"}},
+                            url_schemes={"http", "https", "mailto"}, link_rel="noopener nofollow"))
+
+
 def init_app(app) -> None:
     """Register the template filters every page uses."""
     app.add_template_filter(usd, "usd")
     app.add_template_filter(ago, "ago")
+    app.add_template_filter(markdown, "markdown")

@@ -46,6 +46,18 @@ def test_whole_cli_flow(run_cli, database_url):
     assert _wallet_balance(database_url, "dev@example.com", "credit") == 12_500_000
 
 
+@pytest.fixture
+def dev_with_a_dollar(app):
+    """The example config, dev@example.com and $1 of Credit, made in-process: test_whole_cli_flow runs these
+    commands for real, and three console-script starts per case would triple these tests' time."""
+    from app.accounts.service import create_user
+    from app.billing.wallets import credit, wallet_of
+    from app.routing.config_file import import_config
+    import_config(EXAMPLE_CONFIG)
+    user = create_user("dev@example.com", "s3cret-pass")
+    credit(wallet_of(user.id, "credit").id, 1_000_000, memo="test money")
+
+
 @pytest.mark.parametrize("args,message", [
     (("wallets", "topup", "dev@example.com", "credit", "0"), "greater than zero"),
     (("wallets", "topup", "dev@example.com", "credit", "-4"), "cannot be negative"),
@@ -69,10 +81,7 @@ def test_whole_cli_flow(run_cli, database_url):
     (("keys", "create", "dev@example.com", "--models", "gpt-4o-mini,no-such-model"), "unknown model 'no-such-model'"),
     (("keys", "create", "dev@example.com", "--lanes", "fast"), "unknown lane"),
 ])
-def test_bad_input_is_one_line_exit_2_and_changes_nothing(run_cli, database_url, args, message):
-    run_cli("config", "import", str(EXAMPLE_CONFIG))
-    run_cli("users", "create", "dev@example.com", "--password", "s3cret-pass")
-    run_cli("wallets", "topup", "dev@example.com", "credit", "1")
+def test_bad_input_is_one_line_exit_2_and_changes_nothing(dev_with_a_dollar, run_cli, database_url, args, message):
     before = [_scalar(database_url, f"SELECT count(*) FROM {t}") for t in ("ledger_entry", '"user"', "api_key")]
     result = run_cli(*args, check_rc=2)
     assert message in result.stderr

@@ -108,3 +108,13 @@ def parse_multiplier(value: str | float | int | Decimal) -> Fraction:
     if number != number.quantize(ONE_MICRO):
         raise ValueError(f"multiplier has more than 6 decimals: {value!r}")
     return Fraction(number)
+
+
+def usd_text(micros: int | None) -> str:
+    """Micro-USD as dollars, sign first, exact: -$0.000263, $12.50, $1,234.567891."""
+    if micros is None:
+        return "—"
+    dollars = Decimal(abs(micros)) / MICROS_PER_USD
+    # Cents at least, micro-dollars at most: nothing is rounded away, and no trailing zeros past the cents.
+    places = max(2, -dollars.normalize().as_tuple().exponent) if dollars else 2
+    return f"{'-' if micros < 0 else ''}${dollars:,.{places}f}"

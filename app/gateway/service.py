@@ -25,6 +25,7 @@ from app.gateway.flight import (
     write_attempts, write_receipt,
 )
 from app.gateway.parsing import DEFAULT_MAX_OUTPUT, ParsedRequest, estimate_tokens, parse_chat, parse_embeddings
+from app.gateway.quote import hold_amount, max_completion_tokens
 from app.gateway.principal import Principal, check_limits
 from app.providers.base import ChunkStream, Completion, TokenUsage, UpstreamCall, UpstreamError
 from app.providers.redact import redact
@@ -35,7 +36,9 @@ from app.runtime import runtime
 
 # Anthropic's /v1/messages and Gemini's generateContent arrive already translated to a chat body;
 # their receipts name the endpoint the client called.
-PARSERS = {"chat": parse_chat, "messages": parse_chat, "gemini": parse_chat, "embeddings": parse_embeddings}
+# The research assistant sends chat bodies in-process; its receipts say "assistant".
+PARSERS = {"chat": parse_chat, "messages": parse_chat, "gemini": parse_chat, "assistant": parse_chat,
+           "embeddings": parse_embeddings}
 @dataclass
 class Served:
     """A whole JSON answer with its Waybill headers."""
@@ -131,28 +134,13 @@ def _walk(flight: Flight) -> Served | StreamServed:
     raise _unserved(flight, steps)
 
 
-def _max_completion_tokens(flight: Flight) -> int:
-    """The most completion tokens a request may be billed for: n × max_tokens, or n × the model's max output."""
-    parsed, model = flight.parsed, flight.model
-    if parsed.endpoint == "embeddings":
-        return 0
-    choices = parsed.body.get("n") or 1  # validated at the edge: a small positive integer
-    return choices * (parsed.max_tokens or model.max_output_tokens or DEFAULT_MAX_OUTPUT)
-
-
-def _hold_amount(flight: Flight, step: Step) -> int:
-    """The worst case: the estimated prompt plus every choice's max_tokens (or the model's max output)."""
-    usage = Usage(estimate_tokens(flight.parsed.prompt_text), _max_completion_tokens(flight))
-    return charge_micros(usage, flight.model.price, step.channel.multiplier)
-
-
 def _hold_for(flight: Flight, step: Step) -> bool:
     """Hold the worst case on the wallet of the step's lane, moving the hold if the lane changed.
 
     A key with a spend cap holds the same amount against its cap, in the same transaction.
     """
     wallet = WALLET_OF_LANE[Lane(step.channel.lane)].value
-    amount = _hold_amount(flight, step)
+    amount = hold_amount(flight.parsed, flight.model, step.channel.multiplier)
     if flight.hold and flight.hold.wallet == wallet and flight.hold.amount >= amount:
         return True
     wallet_id = wallet_ids(flight.principal.user_id)[wallet]
@@ -250,18 +238,18 @@ def _usage_or_estimate(flight: Flight, reported: TokenUsage | None, delivered_te
 
 def _within_bounds(flight: Flight, usage: Usage, flags: list[str]) -> Usage:
     """Bill no more completion tokens than the client allowed; beyond that the usage is capped and flagged."""
-    most = _max_completion_tokens(flight)
+    most = max_completion_tokens(flight.parsed, flight.model)
     if usage.completion_tokens <= most:
         return usage
     flags.append("usage_capped")
     return Usage(usage.prompt_tokens, most, usage.cached_tokens)
 
 
-def _completion_text(body: dict) -> str:
-    """The answer's text, for an estimate when usage is missing; content parts are joined."""
+def choices_text(body: dict, part: str = "message") -> str:
+    """The text of an answer's choices ("message"), or of a stream chunk's ("delta"); content parts are joined."""
     texts = []
     for choice in body.get("choices") or []:
-        content = (choice.get("message") or {}).get("content") if isinstance(choice, dict) else None
+        content = (choice.get(part) or {}).get("content") if isinstance(choice, dict) else None
         if isinstance(content, str):
             texts.append(content)
         elif isinstance(content, list):
@@ -277,7 +265,7 @@ def _served_model(step: Step, reported: str | None) -> str | None:
 def _served(flight: Flight, step: Step, completion: Completion, latency: int, probe: bool) -> Served:
     served_model = _served_model(step, completion.served_model)
     flags = _note_served_model(step, served_model)
-    text = _completion_text(completion.body) if flight.parsed.endpoint == "chat" else ""
+    text = choices_text(completion.body) if flight.parsed.endpoint == "chat" else ""
     usage, source = _usage_or_estimate(flight, completion.usage, text)
     if flight.parsed.endpoint == "embeddings" and completion.usage is None:
         # OpenAI's schema requires usage on embeddings; without the upstream's, say what was billed.

@@ -115,7 +115,7 @@ def _answer(channel: str, body: dict, fault: Fault) -> _Answer:
         block = _Block("tool_use", pieces, "toolu_" + uuid.uuid4().hex[:24], tools[0].get("name", "tool"))
         return _Answer([block], count_tokens(arguments), "tool_use")
     n_words = min(fault.reply_tokens, body["max_tokens"])
-    words = reply_words(channel, body["model"], n_words)
+    words = reply_words(channel, body["model"], n_words, fault.reply_text)
     return _Answer([_Block("text", words)], len(words), "end_turn" if n_words == fault.reply_tokens else "max_tokens")
 
 

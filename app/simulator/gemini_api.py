@@ -52,7 +52,8 @@ def _prompt_text(body: dict) -> str:
     return " ".join(_texts(system) + [t for parts in turns for t in _texts(parts)])
 
 
-def _reply(channel: str, model: str, body: dict, n_words: int, cut_short: bool) -> tuple[list[dict], str]:
+def _reply(channel: str, model: str, body: dict, n_words: int, cut_short: bool,
+           text: str | None = None) -> tuple[list[dict], str]:
     """The answer's parts (one per token, so a stream has something to split) and its finishReason."""
     turns = [t for t in body["contents"] if isinstance(t, dict)]
     last_parts = (turns[-1].get("parts") or []) if turns else []
@@ -64,7 +65,7 @@ def _reply(channel: str, model: str, body: dict, n_words: int, cut_short: bool) 
     last_user = next((t for t in reversed(turns) if t.get("role", "user") == "user"), {})
     if declared and "weather" in " ".join(_texts(last_user.get("parts") or [])).lower():
         return [{"functionCall": {"name": declared[0]["name"], "args": {"city": "Paris"}}}], "STOP"
-    return [{"text": word} for word in reply_words(channel, model, n_words)], "MAX_TOKENS" if cut_short else "STOP"
+    return [{"text": word} for word in reply_words(channel, model, n_words, text)], "MAX_TOKENS" if cut_short else "STOP"
 
 
 def _usage(prompt: int, completion: int, cached: int) -> dict:
@@ -103,7 +104,7 @@ def generate(channel: str, model_action: str):
     max_tokens = (body.get("generationConfig") or {}).get("maxOutputTokens")
     capped = isinstance(max_tokens, int) and 0 < max_tokens < fault.reply_tokens
     n_words = max_tokens if capped else fault.reply_tokens
-    parts, finish = _reply(channel, model, body, n_words, cut_short=capped)
+    parts, finish = _reply(channel, model, body, n_words, cut_short=capped, text=fault.reply_text)
     prompt = count_tokens(_prompt_text(body))
     tokens = [count_tokens(json.dumps(p["functionCall"])) if "functionCall" in p else 1 for p in parts]
     base = {"modelVersion": echoed(fault, fault.served_model or model), "responseId": uuid.uuid4().hex[:22]}

@@ -105,7 +105,7 @@ def chat_completions(channel: str):
     served = echoed(fault, fault.served_model or model)
     max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
     n_words = min(fault.reply_tokens, max_tokens) if isinstance(max_tokens, int) and max_tokens > 0 else fault.reply_tokens
-    words = reply_words(channel, model, n_words)
+    words = reply_words(channel, model, n_words, fault.reply_text)
     prompt = fault.prompt_tokens if fault.prompt_tokens is not None else count_tokens(_prompt_text(body["messages"]))
     usage = _usage(prompt, len(words), fault.cached_tokens)
     completion_id = f"chatcmpl-{uuid.uuid4().hex[:20]}"

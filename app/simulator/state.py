@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import random
+import re
 import threading
 import time
 from collections import deque
@@ -29,6 +30,11 @@ KEY_FORMS = {
 }
 
 
+def text_words(text: str) -> list[str]:
+    """Text cut into one-token words, each with the whitespace after it, so joining them gives the text back."""
+    return re.findall(r"\s*\S+\s*", text) or [text]
+
+
 @dataclass
 class Fault:
     """How a channel misbehaves; the defaults describe a healthy upstream."""
@@ -44,6 +50,7 @@ class Fault:
     omit_usage: bool = False           # send no usage
     bad_body: bool = False             # answer 200 with a body that is not JSON/SSE
     reply_tokens: int = 12             # completion length in tokens (one word each)
+    reply_text: str | None = None      # answer with this text instead (its words are the tokens): markup, Markdown
     cached_tokens: int = 0             # prompt tokens reported as served from cache
     prompt_tokens: int | None = None   # report this prompt size: a tokenizer counting more than Waybill's estimate
     # OpenAI protocol only: answer like a loose OpenAI-compatible relay, so tests see what the gateway
@@ -62,6 +69,8 @@ class Fault:
     echo_key: str | None = None
 
     def __post_init__(self) -> None:
+        if self.reply_text is not None:
+            self.reply_tokens = len(text_words(self.reply_text))
         if self.echo_key is not None and self.echo_key not in KEY_FORMS:
             raise ValueError(f"echo_key must be one of {sorted(KEY_FORMS)}")
 

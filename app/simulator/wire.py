@@ -6,7 +6,7 @@ import time
 
 from flask import Response, abort, after_this_request, current_app, redirect, request
 
-from app.simulator.state import MAX_HANG_S, Fault, LoggedRequest, SimulatorState
+from app.simulator.state import MAX_HANG_S, Fault, LoggedRequest, SimulatorState, text_words
 
 LOGGED_HEADERS = ("authorization", "x-api-key", "x-goog-api-key", "anthropic-version", "user-agent")
 
@@ -77,10 +77,13 @@ def count_tokens(text: str) -> int:
     return max(1, -(-ascii_chars // 4) + len(text) - ascii_chars)
 
 
-def reply_words(channel: str, model: str, n: int) -> list[str]:
-    """A deterministic reply of n one-token words."""
+def reply_words(channel: str, model: str, n: int, text: str | None = None) -> list[str]:
+    """A deterministic reply of n one-token words: the fault's reply_text if it has one, else a stock sentence."""
+    if text is not None:
+        return text_words(text)[:n]
     base = f"Simulated reply from {channel} serving {model} .".split()
     return [base[i % len(base)] + " " for i in range(n)]
+
 
 
 def sse(data: str) -> bytes:

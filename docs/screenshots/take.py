@@ -57,7 +57,8 @@ def start_demo(folder: Path) -> tuple[subprocess.Popen, str, str, str]:
 
 
 def make_traffic(base: str, simulator: str, key: str) -> dict[str, str]:
-    """A few plain requests, one that falls back, and one where every route fails; their receipts' paths."""
+    """A few plain requests, one that falls back, one where every route fails, and an assistant conversation;
+    the paths of the pages they made."""
     client = openai.OpenAI(base_url=f"{base}/v1", api_key=key, max_retries=0)
     say = [{"role": "user", "content": "Where is my shipment?"}]
     for model in ("gpt-4o-mini", "claude-sonnet-4-6", "gemini-2.5-flash", "gpt-4o"):
@@ -71,7 +72,41 @@ def make_traffic(base: str, simulator: str, key: str) -> dict[str, str]:
         raise SystemExit("expected every route of gpt-4.1-mini to fail")
     except openai.APIStatusError as error:
         failed = error.response.headers["X-Waybill-Receipt"]
-    return {"receipt": f"/receipts/{served.headers['X-Waybill-Receipt']}", "receipt-failed": f"/receipts/{failed}"}
+    return {"receipt": f"/receipts/{served.headers['X-Waybill-Receipt']}", "receipt-failed": f"/receipts/{failed}",
+            "assistant": "/assistant", "assistant-conversation": make_conversation(base, simulator)}
+
+
+DEMO_ANSWER = """**Summary.** The stock rose **+6.22%** over the period, with a **-7.61%** drawdown from 2024-03-06 to
+2024-03-12 before it recovered: a V shape, on the data card's figures.
+
+| Figure | Value |
+|---|---|
+| Return | +6.22% |
+| Annualised volatility | 22.07% |
+
+- Momentum resumed after the trough; volume would tell whether it is broad.
+- Risks: the drawdown shows how fast the gains can reverse.
+
+*Research support, not financial advice.*"""
+DEMO_PRICES = "\n".join(["Date,Close"] + [f"2024-03-{day:02d},{price}" for day, price in zip(
+    range(1, 22), (180.1, 182.3, 181.0, 184.9, 186.2, 188.0, 187.4, 185.0, 179.9, 176.5, 174.9, 173.7, 176.0, 178.8,
+                   177.2, 180.5, 183.9, 185.2, 186.8, 189.4, 191.3))])
+
+
+def make_conversation(base: str, simulator: str) -> str:
+    """A research conversation through the real form (signed in, with CSRF), answered in Markdown; its path."""
+    set_remote_fault(simulator, "openai-direct", reply_text=DEMO_ANSWER)
+    session = requests.Session()
+    token = lambda html: re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html).group(1)  # noqa: E731
+    page = session.get(f"{base}/login", timeout=10).text
+    session.post(f"{base}/login", data={"email": USER[0], "password": USER[1], "csrf_token": token(page)}, timeout=10)
+    page = session.get(f"{base}/assistant", timeout=10).text
+    created = session.post(f"{base}/assistant/conversations", data={"csrf_token": token(page)}, timeout=10)
+    session.post(f"{created.url}/messages", timeout=60, data={
+        "csrf_token": token(created.text), "model": "gpt-4o-mini", "lane": "any", "data": DEMO_PRICES,
+        "content": "Explain the chart pattern in the pasted prices: is this a V-shaped recovery?"})
+    set_remote_fault(simulator, "openai-direct")  # healthy and plain again
+    return created.url.removeprefix(base)
 
 
 ADMIN_PAGES = {"admin": "/admin/", "admin-channels": "/admin/channels", "admin-channel": "/admin/channels/1",
@@ -80,12 +115,12 @@ ADMIN_PAGES = {"admin": "/admin/", "admin-channels": "/admin/channels", "admin-c
                "admin-catalog": "/admin/catalog", "admin-audit": "/admin/audit"}
 
 
-def shoot(base: str, receipts: dict[str, str], only: list[str]) -> None:
+def shoot(base: str, made: dict[str, str], only: list[str]) -> None:
     user_pages = {"dashboard": "/", "marketplace": "/models", "model": "/models/gpt-4o-mini",
-                  "receipts": "/receipts", **receipts, "wallet": "/wallets/credit", "keys": "/keys"}
+                  "receipts": "/receipts", **made, "wallet": "/wallets/credit", "keys": "/keys"}
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
-        admin_pages = {**ADMIN_PAGES, "admin-receipt": f"/admin{receipts['receipt']}"}
+        admin_pages = {**ADMIN_PAGES, "admin-receipt": f"/admin{made['receipt']}"}
         for (email, password), pages in ((USER, user_pages), (ADMIN, admin_pages)):
             for width_name, width in WIDTHS.items():
                 context = browser.new_context(base_url=base, viewport={"width": width, "height": 900})

@@ -9,14 +9,11 @@ from playwright.sync_api import expect
 from app.accounts.models import ApiKey
 from app.database import utcnow
 from app.extensions import db
+from tests.browser import sign_in
 
 
 def _sign_in(page, email="api@example.com"):
-    page.goto("/login")
-    page.fill("input[name=email]", email)
-    page.fill("input[name=password]", "password123")
-    page.click("button[type=submit]")
-    page.wait_for_url("**/")
+    sign_in(page, email)
 
 
 def test_a_routed_only_scoped_capped_key_is_made_shown_once_listed_and_revoked(page, gateway, live_server):

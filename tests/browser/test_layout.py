@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-USER_PAGES = ["/", "/models", "/models/gpt-4o-mini", "/receipts", "/wallets/credit", "/wallets/routed", "/keys"]
+USER_PAGES = ["/", "/models", "/models/gpt-4o-mini", "/receipts", "/wallets/credit", "/wallets/routed", "/keys",
+              "/assistant"]
 
 
 @pytest.fixture

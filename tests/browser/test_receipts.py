@@ -5,16 +5,14 @@ import re
 
 from playwright.sync_api import expect
 
+from tests.browser import sign_in
+
 from tests.browser.test_csp import RECORD_VIOLATIONS
 
 
 def _sign_in(page, email: str = "api@example.com") -> None:
     """Sign in through the real form, landing on the receipts list."""
-    page.goto("/login?next=/receipts")
-    page.fill("input[name=email]", email)
-    page.fill("input[name=password]", "password123")
-    page.click("button[type=submit]")
-    expect(page.locator("h1")).to_have_text("Receipts")
+    sign_in(page, email, "/receipts", heading="Receipts")
 
 
 def _chat(client) -> str:

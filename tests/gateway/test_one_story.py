@@ -164,7 +164,7 @@ def test_an_unexpected_error_after_the_hold_voids_it_and_answers_500_with_the_re
 
     def broken(*args, **kwargs):
         raise RuntimeError("a bug between the hold and the answer")
-    monkeypatch.setattr(service, "_completion_text", broken)
+    monkeypatch.setattr(service, "choices_text", broken)
     with pytest.raises(openai.InternalServerError) as error:
         _chat(openai_client)
     receipt_id = error.value.response.headers["X-Waybill-Receipt"]
