@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass
 from typing import Iterator
 
+from flask import current_app
 from sqlalchemy import update
 
 from app.assistant.datacard import Attachment, DataError, context_text, read_attachment
@@ -68,6 +69,14 @@ def question_text(content: str, data: str | None) -> str:
     return f"{content}\n\n{context_text(attachment, data)}"
 
 
+def _sent_question_text(message: ChatMessage) -> str:
+    """question_text() of a question already sent; its data read when it was sent, so it is passed on as is."""
+    try:
+        return question_text(message.content, message.data)
+    except AskRefused:
+        return f"{message.content}\n\nPasted data:\n{message.data}"
+
+
 def _history(conversation_id: int, before_id: int | None = None) -> list[dict]:
     """The conversation's earlier questions and delivered answers, as chat messages."""
     query = db.select(ChatMessage).where(ChatMessage.conversation_id == conversation_id)
@@ -77,7 +86,7 @@ def _history(conversation_id: int, before_id: int | None = None) -> list[dict]:
     messages = []
     for row in reversed(rows):
         if row.role == "user":
-            messages.append({"role": "user", "content": question_text(row.content, row.data)})
+            messages.append({"role": "user", "content": _sent_question_text(row)})
         elif row.content:  # a failed answer delivered nothing; a stopped one, what was read
             messages.append({"role": "assistant", "content": row.content})
     return messages
@@ -175,13 +184,13 @@ def stream_answer(user_id: int, message_id: int) -> Iterator[str]:
     """
     if not _claim(message_id):
         return
-    message = db.session.get(ChatMessage, message_id)
-    principal = Principal(user_id, None, lanes=tuple((message.lanes or "official,routed").split(",")))
-    body = chat_body(message.model, _history(message.conversation_id, before_id=message_id))
-    db.session.commit()
     delivered: list[str] = []
     ending = {"status": AnswerStatus.DONE, "error": None, "receipt_id": None}
     try:
+        message = db.session.get(ChatMessage, message_id)
+        principal = Principal(user_id, None, lanes=tuple((message.lanes or "official,routed").split(",")))
+        body = chat_body(message.model, _history(message.conversation_id, before_id=message_id))
+        db.session.commit()
         served = serve(principal, "assistant", body)
         ending["receipt_id"] = served.receipt_id
         _link_receipt(message_id, served.receipt_id)  # should this process die mid-answer, the page still links it
@@ -192,6 +201,12 @@ def stream_answer(user_id: int, message_id: int) -> Iterator[str]:
     except GeneratorExit:
         ending["status"] = AnswerStatus.STOPPED
         raise
+    except Exception:
+        # The gateway settles its own hold whatever happens; here the answer must still end, not stay "streaming".
+        current_app.logger.exception("assistant answer %s failed", message_id)
+        db.session.rollback()
+        ending.update(status=AnswerStatus.STOPPED if delivered else AnswerStatus.FAILED,
+                      error="Waybill hit an internal error while answering; the receipt shows what was charged.")
     finally:
         _finish(message_id, "".join(delivered), **ending)
 

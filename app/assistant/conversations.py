@@ -94,6 +94,13 @@ def title_from(content: str) -> str:
     return line or "New conversation"
 
 
+def delete_conversation(conversation: Conversation) -> None:
+    """Delete a conversation and its messages; its answers' receipts and ledger entries stay, as every receipt does."""
+    with write_transaction():
+        db.session.execute(db.delete(ChatMessage).where(ChatMessage.conversation_id == conversation.id))
+        db.session.delete(conversation)
+
+
 def touch(conversation: Conversation) -> None:
     """Mark the conversation active now, in the caller's transaction."""
     conversation.updated_at = utcnow()

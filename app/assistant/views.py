@@ -1,7 +1,7 @@
 """The assistant's pages: the conversation list, a conversation, sending, streaming, stopping, export."""
 from __future__ import annotations
 
-from flask import Response, abort, redirect, render_template, stream_with_context, url_for
+from flask import Response, abort, flash, redirect, render_template, stream_with_context, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from htmx_flask import request as htmx_request
@@ -10,8 +10,8 @@ from markupsafe import escape
 from app.assistant import bp
 from app.assistant.chat import (AskRefused, answer_now, ask, preview, request_stop,
                                 stream_answer)
-from app.assistant.conversations import (Turn, conversation_list, find_conversation, find_turn, start_conversation,
-                                         transcript)
+from app.assistant.conversations import (Turn, conversation_list, delete_conversation, find_conversation, find_turn,
+                                         start_conversation, transcript)
 from app.assistant.datacard import MAX_DATA_CHARS
 from app.assistant.export import conversation_markdown
 from app.assistant.forms import AskForm
@@ -109,6 +109,18 @@ def stop(conversation_id: int, message_id: int):
     _own_answer(conversation_id, message_id)
     request_stop(message_id)
     return render_template("assistant/_stopping.html")
+
+
+@bp.post("/assistant/<int:conversation_id>/delete")
+def delete(conversation_id: int):
+    conversation = _own(conversation_id)
+    if not FlaskForm().validate_on_submit():
+        abort(400)
+    delete_conversation(conversation)
+    flash("Conversation deleted. Its answers' receipts stay on your receipts page.", "success")
+    if htmx_request.htmx:
+        return Response(status=204, headers={"HX-Redirect": url_for("assistant.index")})
+    return redirect(url_for("assistant.index"), 303)
 
 
 @bp.get("/assistant/<int:conversation_id>/export.md")

@@ -289,6 +289,41 @@ def test_an_answer_without_scripts_is_saved_with_its_receipt_and_charged_once(ow
     assert_ledger_green()
 
 
+def test_deleting_a_conversation_keeps_its_receipts_and_only_its_owner_may(app, owner, make_user, gateway):
+    conversation_id = owner.new_conversation()
+    owner.ask(conversation_id, "How did revenue do?")
+    stranger = _signed_in(app, make_user, "stranger@example.com")
+    assert stranger.post(f"/assistant/{conversation_id}/delete").status_code == 404
+    assert owner.post(f"/assistant/{conversation_id}/delete", token=False).status_code == 400
+    assert _conversation_count() == 1 and len(_messages(conversation_id)) == 2
+
+    response = owner.post(f"/assistant/{conversation_id}/delete")
+    assert response.status_code == 303 and response.headers["Location"].endswith("/assistant")
+    assert _conversation_count() == 0 and _messages(conversation_id) == []
+    assert owner.get(f"/assistant/{conversation_id}").status_code == 404
+    [receipt] = _receipts()  # the money's record stays
+    assert receipt.endpoint == "assistant" and receipt.charge > 0
+    assert_ledger_green()
+
+
+def test_a_bug_while_relaying_ends_the_answer_and_the_gateway_settles_what_it_delivered(owner, gateway, monkeypatch):
+    from app.assistant import chat
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug between the gateway and the page")
+    monkeypatch.setattr(chat, "choices_text", broken)
+    conversation_id = owner.new_conversation()
+    answer_id = owner.ask(conversation_id, "How did revenue do?")
+
+    answer = _message(answer_id)
+    assert (answer.status, answer.content) == ("failed", "")  # never left "streaming"
+    assert "internal error" in answer.error
+    [receipt] = _receipts()
+    assert answer.receipt_id == receipt.id and receipt.status == "interrupted"
+    assert gateway.balances()["credit"] == (START_MICROS - receipt.charge, 0)  # the hold is settled, not left reserved
+    assert_ledger_green()
+
+
 def test_when_the_primary_fails_the_backup_answers_and_the_page_says_fallback(owner, gateway):
     gateway.sim.set_fault("primary", status=503)
     conversation_id = owner.new_conversation()

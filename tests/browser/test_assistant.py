@@ -105,6 +105,13 @@ def test_another_user_gets_404_for_a_conversation(page, gateway, make_user, live
     expect(page.locator(".conversation-list li")).to_have_count(1)
     assert page.goto(path).status == 200
 
+    page.once("dialog", lambda dialog: dialog.accept())  # deleting asks first
+    page.get_by_role("button", name="Delete").click()
+    expect(page).to_have_url(re.compile(r"/assistant$"))
+    expect(page.locator("#flashes")).to_contain_text("Conversation deleted")
+    expect(page.locator(".conversation-list .empty")).to_be_visible()
+    assert page.goto(path).status == 404
+
 
 def test_a_script_in_an_answer_is_shown_as_text_and_never_runs(page, gateway):
     page.add_init_script(RECORD_VIOLATIONS)
