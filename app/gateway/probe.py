@@ -1,7 +1,8 @@
 """The admin test button: one tiny request to one channel, recorded in its health, charged to nobody.
 
-It calls the provider adapter exactly as the gateway's `_try` does (same UpstreamCall, timeout and
-key redaction), but with no hold, no receipt and no ledger entry: nobody asked for an answer.
+It calls the provider adapter as the gateway's `_try` does (same UpstreamCall and timeout) and reads the
+answer with the same functions (app/gateway/answered.py), but with no hold, no receipt and no ledger
+entry: nobody asked for an answer.
 """
 from __future__ import annotations
 
@@ -13,13 +14,13 @@ from app.catalog.models import Model
 from app.database import utcnow, write_transaction
 from app.errors import ServiceError
 from app.extensions import db
+from app.gateway.answered import ms_since, note_served_model, served_model_of
 from app.gateway.receipts import error_label
-from app.providers.base import Completion, UpstreamCall, UpstreamError
+from app.providers.base import UpstreamCall, UpstreamError
 from app.providers.registry import adapter_for
 from app.routing import health as channel_health
 from app.routing.admin import channel_info, get_channel
 from app.routing.health import HEALTHY
-from app.routing.planner import undated
 
 PROBE_TEXT = "ping"
 PROBE_MAX_TOKENS = 1
@@ -71,15 +72,16 @@ def probe_channel(actor_id: int | None, channel_id: int, model_id: str | None = 
     try:
         answer = adapter_for(info.provider).send(call)
     except UpstreamError as error:
-        result = ProbeResult(info.name, model_id, call.upstream_model, False, error.http_status, _ms_since(started),
+        result = ProbeResult(info.name, model_id, call.upstream_model, False, error.http_status, ms_since(started),
                              error_class=str(error.error_class), detail=error.detail)
         if error.falls_back:  # as in the gateway: a refused request says nothing about the channel's health
             channel_health.record_failure(channel.id, error.error_class, error.retry_after, was_probe=probe)
     else:
-        result = _served(info.name, model_id, call.upstream_model, answer, _ms_since(started))
+        served = served_model_of(answer.served_model, info.api_key)
         channel_health.record_success(channel.id, probe, health)
-        if result.mismatch != bool(health.observed_mismatch):
-            channel_health.record_observed_mismatch(channel.id, result.served_model if result.mismatch else None)
+        mismatch = note_served_model(channel.id, health, call.upstream_model, served)
+        result = ProbeResult(info.name, model_id, call.upstream_model, True, 200, ms_since(started),
+                             served_model=served, mismatch=mismatch)
     with write_transaction():
         record_change(actor_id, "channel_tested", f"channel {info.name}", None,
                       {**asdict(result), "at": utcnow().isoformat(timespec="seconds")})
@@ -91,14 +93,3 @@ def _probe_body(model: Model | None) -> dict:
     if model is not None and model.mode == "embedding":
         return {"input": PROBE_TEXT}
     return {"messages": [{"role": "user", "content": PROBE_TEXT}], "max_tokens": PROBE_MAX_TOKENS}
-
-
-def _served(channel: str, model_id: str, upstream_model: str, answer: Completion, latency_ms: int) -> ProbeResult:
-    served = answer.served_model
-    mismatch = bool(served) and undated(served) != undated(upstream_model)
-    return ProbeResult(channel, model_id, upstream_model, True, 200, latency_ms, served_model=served,
-                       mismatch=mismatch)
-
-
-def _ms_since(started: float) -> int:
-    return int((time.perf_counter() - started) * 1000)

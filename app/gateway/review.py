@@ -172,13 +172,12 @@ def sweep_overdue_hold(actor_id: int, hold_id: int) -> SweepOutcome:
         raise ServiceError(f"hold {hold_id} is not past its deadline yet: its request may still be running")
     swept: list[int] = []
 
-    def flag_and_audit(settlement: holds.Settlement) -> None:
-        sweep._flag_receipt(settlement)  # what `waybill sweep` does to the receipt
+    def audit(settlement: holds.Settlement) -> None:
         record_change(actor_id, "hold_swept", f"hold {settlement.hold_id}",
                       before={"status": HoldStatus.OPEN.value, "reserved": settlement.held},
                       after={"status": HoldStatus.SETTLED.value, "charged": settlement.charged, "review": True})
         swept.append(settlement.hold_id)
 
-    holds.sweep(before_settling=sweep._lock_key, on_settled=flag_and_audit)
+    sweep.sweep_stale_holds(and_then=audit)  # exactly what `waybill sweep` does, each hold audited
     db.session.refresh(hold)
     return SweepOutcome(hold, len([other for other in swept if other != hold_id]))

@@ -18,6 +18,7 @@ from app.billing.pricing import Price, Usage, charge_micros, format_usd
 from app.billing.wallets import wallet_ids, wallets_of
 from app.database import utcnow, write_transaction
 from app.gateway.catalog import published_model
+from app.gateway.answered import is_mismatch, ms_since, note_served_model, served_model_of
 from app.gateway.errors import GatewayError, invalid_request
 from app.gateway.receipts import others_used_channel
 from app.gateway.flight import (
@@ -28,10 +29,9 @@ from app.gateway.parsing import DEFAULT_MAX_OUTPUT, ParsedRequest, estimate_toke
 from app.gateway.quote import hold_amount, max_completion_tokens
 from app.gateway.principal import Principal, check_limits
 from app.providers.base import ChunkStream, Completion, TokenUsage, UpstreamCall, UpstreamError
-from app.providers.redact import redact
 from app.providers.registry import adapter_for
 from app.routing import health as channel_health
-from app.routing.planner import ModelInfo, SkipReason, Step, plan, route_table, undated
+from app.routing.planner import ModelInfo, SkipReason, Step, plan, route_table
 from app.runtime import runtime
 
 # Anthropic's /v1/messages and Gemini's generateContent arrive already translated to a chat body;
@@ -194,7 +194,7 @@ def _try(flight: Flight, step: Step, probe: bool) -> Served | StreamServed | Non
         detail = ("probe: " if probe else "") + error.detail
         flight.attempts.append(Attempt.of(step, AttemptOutcome.ERROR, http_status=error.http_status,
                                           error_class=error.error_class, detail=detail[:500],
-                                          latency_ms=_ms_since(started)))
+                                          latency_ms=ms_since(started)))
         if not error.falls_back:
             raise _client_error(flight, step, error) from None
         flight.failed_step = step
@@ -203,28 +203,16 @@ def _try(flight: Flight, step: Step, probe: bool) -> Served | StreamServed | Non
             step.channel.id, error.error_class, error.retry_after, was_probe=probe, key_id=key_id,
             others_used=lambda since: others_used_channel(step.channel.name, key_id, since))
         return None
-    latency = _ms_since(started)
+    latency = ms_since(started)
     channel_health.record_success(step.channel.id, probe, step.health)
     if isinstance(upstream, Completion):
         return _served(flight, step, upstream, latency, probe)
     return _streamed(flight, step, upstream, latency, probe)
 
 
-def _ms_since(started: float) -> int:
-    return int((time.perf_counter() - started) * 1000)
-
-
-def _mismatch(step: Step, served_model: str | None) -> bool:
-    """The upstream answered with another model than mapped; a dated snapshot still matches."""
-    if not served_model or served_model == step.upstream_model:
-        return False
-    return undated(served_model) != undated(step.upstream_model or "")
-
-
 def _note_served_model(step: Step, served_model: str | None) -> list[str]:
-    mismatch = _mismatch(step, served_model)
-    if mismatch != bool(step.health.observed_mismatch):
-        channel_health.record_observed_mismatch(step.channel.id, served_model if mismatch else None)
+    """The receipt's flags for the model that answered, after noting it in the channel's health."""
+    mismatch = note_served_model(step.channel.id, step.health, step.upstream_model, served_model)
     return ["model_mismatch"] if mismatch else []
 
 
@@ -257,13 +245,8 @@ def choices_text(body: dict, part: str = "message") -> str:
     return "".join(texts)
 
 
-def _served_model(step: Step, reported: str | None) -> str | None:
-    """The model an upstream says answered, fit for a receipt and a header: no key, bounded length."""
-    return redact(reported, step.channel.api_key, limit=200) if reported else None
-
-
 def _served(flight: Flight, step: Step, completion: Completion, latency: int, probe: bool) -> Served:
-    served_model = _served_model(step, completion.served_model)
+    served_model = served_model_of(completion.served_model, step.channel.api_key)
     flags = _note_served_model(step, served_model)
     text = choices_text(completion.body) if flight.parsed.endpoint == "chat" else ""
     usage, source = _usage_or_estimate(flight, completion.usage, text)
@@ -279,7 +262,7 @@ def _served(flight: Flight, step: Step, completion: Completion, latency: int, pr
 
 
 def _streamed(flight: Flight, step: Step, upstream: ChunkStream, ttfb: int, probe: bool) -> StreamServed:
-    served_model = _served_model(step, upstream.served_model)
+    served_model = served_model_of(upstream.served_model, step.channel.api_key)
     attempt = Attempt.of(step, AttemptOutcome.OK, served_model=served_model, latency_ms=ttfb,
                          detail="probe" if probe else None, http_status=200)
     flight.attempts.append(attempt)
@@ -299,7 +282,7 @@ def _relay(flight: Flight, step: Step, attempt: Attempt, upstream: ChunkStream, 
         nonlocal settled
         settled = True
         upstream.close()
-        attempt.served_model = _served_model(step, upstream.served_model)
+        attempt.served_model = served_model_of(upstream.served_model, step.channel.api_key)
         flags = _note_served_model(step, attempt.served_model)
         usage, source = _usage_or_estimate(flight, upstream.usage, "".join(upstream.delivered_text))
         _settle(flight, step, usage, source, flags, status, stage, ttfb_ms=ttfb,
@@ -362,7 +345,7 @@ class _Heartbeat:
 def _applied_price(flight: Flight, step: Step, served_model: str | None, usage: Usage) -> tuple[str, Price]:
     """The requested model's price; a substituted model in the catalog is charged at the cheaper of the two."""
     model = flight.model
-    if not _mismatch(step, served_model):
+    if not is_mismatch(step.upstream_model, served_model):
         return model.id, model.price
     substitute = route_table().catalog_price(served_model)
     if substitute is None:

@@ -1,6 +1,8 @@
 """Resolving holds of requests that died, and flagging their receipts for review."""
 from __future__ import annotations
 
+from typing import Callable
+
 from sqlalchemy import update
 
 from app.accounts import limits
@@ -41,6 +43,12 @@ def _flag_receipt(settlement: holds.Settlement) -> None:
         limits.settle_spend(key_id, settlement.held, settlement.charged)
 
 
-def sweep_stale_holds(older_than_s: int | None = None) -> int:
-    """Run the billing sweep; every hold it charges marks its receipt `review`. Returns how many."""
-    return holds.sweep(older_than_s, before_settling=_lock_key, on_settled=_flag_receipt)
+def sweep_stale_holds(older_than_s: int | None = None,
+                      and_then: Callable[[holds.Settlement], None] | None = None) -> int:
+    """Run the billing sweep; every hold it charges marks its receipt `review`, then goes to and_then in the
+    same transaction (the admin console audits each one). Returns how many."""
+    def on_settled(settlement: holds.Settlement) -> None:
+        _flag_receipt(settlement)
+        if and_then is not None:
+            and_then(settlement)
+    return holds.sweep(older_than_s, before_settling=_lock_key, on_settled=on_settled)

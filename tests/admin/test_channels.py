@@ -244,6 +244,16 @@ def test_the_test_button_sends_an_embedding_probe_for_an_embedding_model(admin, 
     assert "OK" in html and "text-embedding-3-small" in html
 
 
+def test_a_hostile_upstream_echoing_the_key_as_its_model_leaks_it_nowhere(admin, gateway):
+    channel = _channel("primary")
+    gateway.sim.set_fault("primary", echo_key="exact")  # the served model carries the key it received
+    html = _post(admin, f"/admin/channels/{channel.id}/test", {"model": "gpt-4o-mini"}, htmx=True).get_data(as_text=True)
+    assert "OK" in html and "[redacted]" in html
+    [tested] = _events("channel_tested")
+    assert "sk-primary-secret-1111" not in html + repr(tested.after)
+    assert tested.after["mismatch"] is True  # a model name with a key in it is not the mapped one
+
+
 def test_a_keyless_channel_is_not_tested_and_nothing_is_sent(admin, gateway):
     channel = _channel("backup")
     _post(admin, f"/admin/channels/{channel.id}/key/clear", {}, htmx=True)
