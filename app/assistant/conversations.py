@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from sqlalchemy import func
 
 from app.assistant.datacard import Attachment, DataError, read_attachment
-from app.assistant.models import ChatMessage, Conversation
+from app.assistant.models import AnswerStatus, ChatMessage, Conversation
 from app.database import utcnow, write_transaction
 from app.extensions import db
 from app.gateway.models import Receipt
@@ -58,6 +58,13 @@ class Turn:
 
     message: ChatMessage
     receipt: Receipt | None
+
+    @property
+    def abandoned(self) -> bool:
+        """An answer whose process died mid-stream: the sweep has charged its hold and flagged its receipt."""
+        # The sweep only settles holds past their deadline, which a live stream's heartbeat keeps pushing back.
+        return (self.message.status == AnswerStatus.STREAMING and self.receipt is not None
+                and "review" in (self.receipt.flags or []))
 
     def attachment(self) -> Attachment | None:
         """A question's pasted data as read now, for its data card; None without data (or if it no longer reads)."""

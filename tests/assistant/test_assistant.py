@@ -306,6 +306,23 @@ def test_deleting_a_conversation_keeps_its_receipts_and_only_its_owner_may(app, 
     assert_ledger_green()
 
 
+def test_an_answer_whose_process_died_and_was_swept_says_it_was_interrupted(owner, gateway):
+    from app.database import write_transaction
+    conversation_id = owner.new_conversation()
+    answer_id = owner.ask(conversation_id, "How did revenue do?")
+    [receipt] = _receipts()
+    # The rows as a worker killed mid-answer leaves them once `waybill sweep` has settled its hold.
+    with write_transaction():
+        db.session.execute(db.update(ChatMessage).where(ChatMessage.id == answer_id).values(status="streaming"))
+    still_running = _turn_html(owner.get(f"/assistant/{conversation_id}").text, answer_id)
+    assert "still streaming in another window" in still_running and "Interrupted" not in still_running
+    with write_transaction():
+        db.session.execute(db.update(Receipt).where(Receipt.id == receipt.id).values(flags=["review"]))
+    swept = _turn_html(owner.get(f"/assistant/{conversation_id}").text, answer_id)
+    assert "Interrupted: the server answering this stopped" in swept and "still streaming" not in swept
+    assert receipt.id in swept
+
+
 def test_a_bug_while_relaying_ends_the_answer_and_the_gateway_settles_what_it_delivered(owner, gateway, monkeypatch):
     from app.assistant import chat
 
