@@ -16,6 +16,7 @@ from app.assistant.datacard import Attachment, DataError, context_text, read_att
 from app.assistant.models import AnswerStatus, ChatMessage, Conversation
 from app.assistant.conversations import title_from, touch
 from app.assistant.prompts import SYSTEM_PROMPT
+from app.billing.models import WALLET_NAMES
 from app.billing.pricing import usd_text
 from app.billing.wallets import wallets_of
 from app.database import write_transaction
@@ -31,7 +32,6 @@ HISTORY_MESSAGES = 20      # the earlier messages sent along as context
 MAX_QUESTION_CHARS = 8_000
 STOP_CHECK_S = 0.25        # how often a streaming answer looks for the stop button's flag
 LANE_CHOICES = {"any": ("official", "routed"), "official": ("official",), "routed": ("routed",)}
-WALLET_WORDS = {"credit": "Credit", "routed": "routed balance"}
 
 
 class AskRefused(Exception):
@@ -120,7 +120,7 @@ def check_covered(user_id: int, priced: Quote) -> None:
     if priced.first_covered is not None:
         return
     wallets = wallets_of(user_id)
-    needs = "; ".join(f"your {WALLET_WORDS[kind]} has {usd_text(wallets[kind].available)} available and this "
+    needs = "; ".join(f"your {WALLET_NAMES[kind]} has {usd_text(wallets[kind].available)} available and this "
                       f"needs up to {usd_text(hold)}"
                       for kind, hold in _largest_hold_per_wallet(priced).items())
     raise AskRefused(f"No allowed wallet can cover this message: {needs}. Nothing was sent. Top up or redeem a "

@@ -76,21 +76,24 @@ class Turn:
             return None
 
 
-def transcript(conversation_id: int) -> list[Turn]:
-    """Every message of a conversation in order, each answer with its receipt, in one query."""
+def _turns(conversation_id: int, *conditions) -> list[Turn]:
+    """The conversation's messages meeting the conditions, in order, each with its receipt, in one query."""
     rows = db.session.execute(db.select(ChatMessage, Receipt)
                               .outerjoin(Receipt, Receipt.id == ChatMessage.receipt_id)
-                              .where(ChatMessage.conversation_id == conversation_id).order_by(ChatMessage.id))
+                              .where(ChatMessage.conversation_id == conversation_id, *conditions)
+                              .order_by(ChatMessage.id))
     return [Turn(message, receipt) for message, receipt in rows]
+
+
+def transcript(conversation_id: int) -> list[Turn]:
+    """Every message of a conversation in order, each answer with its receipt."""
+    return _turns(conversation_id)
 
 
 def find_turn(conversation_id: int, message_id: int) -> Turn | None:
     """One message of the conversation with its receipt, or None."""
-    row = db.session.execute(db.select(ChatMessage, Receipt)
-                             .outerjoin(Receipt, Receipt.id == ChatMessage.receipt_id)
-                             .where(ChatMessage.id == message_id,
-                                    ChatMessage.conversation_id == conversation_id)).first()
-    return Turn(*row) if row else None
+    found = _turns(conversation_id, ChatMessage.id == message_id)
+    return found[0] if found else None
 
 
 def title_from(content: str) -> str:

@@ -4,11 +4,10 @@ from __future__ import annotations
 from flask_wtf import FlaskForm
 from wtforms import RadioField, SelectChoice, StringField, TextAreaField
 
-from app.assistant.chat import Draft
+from app.assistant.chat import LANE_CHOICES, Draft
 
 LANE_OPTIONS = [SelectChoice("any", "Either lane"), SelectChoice("official", "Credit only (official)"),
                 SelectChoice("routed", "Routed balance only")]
-LANES = {choice.value for choice in LANE_OPTIONS}
 
 
 class AskForm(FlaskForm):
@@ -22,6 +21,6 @@ class AskForm(FlaskForm):
 
     def draft(self) -> Draft:
         """The form as the service reads it; an unknown lane reads as either lane."""
-        lane = self.lane.data if self.lane.data in LANES else "any"
+        lane = self.lane.data if self.lane.data in LANE_CHOICES else "any"
         return Draft(model=(self.model.data or "").strip(), lane=lane, content=self.content.data or "",
                      data=self.data.data or "")

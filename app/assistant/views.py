@@ -77,8 +77,8 @@ def send(conversation_id: int):
         return redirect(url_for("assistant.conversation", conversation_id=conversation.id,
                                 _anchor=f"message-{answer.id}"), 303)
     fresh = AskForm(formdata=None, model=conversation.model, lane=conversation.lane)
-    sent = transcript(conversation.id)[-2:]  # the question and its pending answer
-    return _conversation_page(conversation, fresh, sent=sent)
+    turns = transcript(conversation.id)
+    return _conversation_page(conversation, fresh, turns=turns, sent=turns[-2:])  # the question, its pending answer
 
 
 @bp.post("/assistant/<int:conversation_id>/quote")
@@ -99,7 +99,7 @@ def stream(conversation_id: int, message_id: int):
         for text in stream_answer(user_id, message_id):
             yield _event("delta", str(escape(text)))
         finished = find_turn(conversation_id, message_id)
-        yield _event("done", render_template("assistant/_turn.html", turn=finished, conversation_id=conversation_id))
+        yield _event("done", render_template("assistant/_turn.html", turn=finished))
 
     return Response(stream_with_context(events()), mimetype="text/event-stream", headers=SSE_HEADERS)
 
@@ -151,9 +151,10 @@ def _composer_context(conversation: Conversation, form: AskForm) -> dict:
             "typed_data_chars": len(draft.data)}
 
 
-def _conversation_page(conversation: Conversation, form: AskForm, status: int = 200, sent=None):
+def _conversation_page(conversation: Conversation, form: AskForm, status: int = 200, turns: list[Turn] | None = None,
+                       sent: list[Turn] | None = None):
     """The whole conversation page, or for htmx the composer (with any just-sent turns out of band)."""
     context = _composer_context(conversation, form)
     return render("assistant/conversation.html", "assistant/_composer.html", status=status, sent=sent,
-                  turns=transcript(conversation.id), conversations=conversation_list(current_user.id, limit=30),
-                  notice=NOTICE, **context)
+                  turns=transcript(conversation.id) if turns is None else turns,
+                  conversations=conversation_list(current_user.id, limit=30), notice=NOTICE, **context)

@@ -27,6 +27,8 @@ class WalletKind(str, enum.Enum):
 
 LANES = tuple(lane.value for lane in Lane)
 WALLET_OF_LANE = {Lane.OFFICIAL: WalletKind.CREDIT, Lane.ROUTED: WalletKind.ROUTED}
+# How pages and messages name each wallet.
+WALLET_NAMES = {WalletKind.CREDIT.value: "Credit", WalletKind.ROUTED.value: "routed balance"}
 
 
 class HoldStatus(str, enum.Enum):

@@ -11,6 +11,7 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from typing import Callable
 from urllib.parse import urlsplit
 
 from sqlalchemy import func, or_
@@ -272,21 +273,20 @@ def _circuit(channel_id: int) -> dict:
 
 def reset_cooldown(actor_id: int | None, channel_id: int) -> Channel:
     """End a channel's cooldown and failure run now, audited; a rejected key stays rejected."""
-    channel = get_channel(channel_id)
-    with write_transaction():
-        before = _circuit(channel_id)
-        circuit.reset_cooldown(channel_id)
-        record_change(actor_id, "cooldown_reset", f"channel {channel.name}", before, _circuit(channel_id))
-    forget_cached_health()
-    return channel
+    return _change_circuit(actor_id, channel_id, "cooldown_reset", circuit.reset_cooldown)
 
 
 def clear_rejected_key(actor_id: int | None, channel_id: int) -> Channel:
     """Forget that the upstream rejected the channel's key, so the next request tries it; audited."""
+    return _change_circuit(actor_id, channel_id, "key_rejected_cleared", circuit.clear_key_rejected)
+
+
+def _change_circuit(actor_id: int | None, channel_id: int, action: str, change: Callable[[int], None]) -> Channel:
+    """Apply one change to a channel's circuit with its audit record (before → after), then drop cached health."""
     channel = get_channel(channel_id)
     with write_transaction():
         before = _circuit(channel_id)
-        circuit.clear_key_rejected(channel_id)
-        record_change(actor_id, "key_rejected_cleared", f"channel {channel.name}", before, _circuit(channel_id))
+        change(channel_id)
+        record_change(actor_id, action, f"channel {channel.name}", before, _circuit(channel_id))
     forget_cached_health()
     return channel

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 
-from app.billing.models import WALLET_OF_LANE, Lane
+from app.billing.models import WALLET_NAMES, WALLET_OF_LANE, Lane
 from app.billing.pricing import Usage, charge_micros
 from app.billing.wallets import wallets_of
 from app.database import utcnow
@@ -42,6 +42,10 @@ class StepQuote:
     wallet: str
     hold: int
     available: int
+
+    @property
+    def wallet_name(self) -> str:
+        return WALLET_NAMES[self.wallet]
 
     @property
     def covered(self) -> bool:

@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 from fractions import Fraction
 
-from app.billing.models import LANES
+from app.billing.models import LANES, WALLET_NAMES, WALLET_OF_LANE
 from app.billing.pricing import Price
 from app.catalog.models import Model
 from app.database import utcnow
@@ -14,7 +14,7 @@ from app.extensions import db
 from app.routing.planner import Step, plan, route_table, undated
 from app.routing.status import ChannelStatus, PublicHealth, PublicState, channel_status, public_health
 
-WALLETS = {"official": "Credit", "routed": "routed balance"}
+WALLETS = {lane.value: WALLET_NAMES[wallet.value] for lane, wallet in WALLET_OF_LANE.items()}  # by lane
 
 
 @dataclass(frozen=True)
